@@ -1,0 +1,82 @@
+"""Lead names: the canonical order, aliases found in files, and named subsets.
+
+Leads are always matched by name, never by position: PTB-XL writes ``AVR/AVL/AVF``, MIMIC-IV-ECG stores aVF before
+aVL, and one released loader silently swapped them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from synth.errors import DataError
+
+#: The canonical 12-lead order used by every signal in the project.
+LEADS_12: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+#: The 8 independent leads; the other four follow from Einthoven's and Goldberger's laws.
+LEADS_8: tuple[str, ...] = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+#: The default wearable subset.
+LEADS_3: tuple[str, ...] = ("II", "V1", "V5")
+#: Non-ECG channels the readers know about.
+OTHER_CHANNELS: tuple[str, ...] = ("PPG", "RESP")
+
+_ALIASES: dict[str, str] = {name.upper(): name for name in LEADS_12 + OTHER_CHANNELS}
+_ALIASES.update(
+    {
+        "LEAD I": "I", "LEAD II": "II", "LEAD III": "III", "D1": "I", "D2": "II", "D3": "III",
+        "MLII": "II", "ML2": "II", "-AVR": "aVR", "PLETH": "PPG", "PLETH.": "PPG", "RESPIRATION": "RESP",
+    }
+)  # fmt: skip
+
+
+def canonical_lead(name: str, *, source: str | None = None) -> str:
+    """Map a lead or channel name as written in a file (``AVR``, ``avl``, ``MLII``, ``PLETH``) to its canonical name.
+
+    Raises :class:`DataError` naming the file for a name that is not a known lead.
+    """
+    key = name.strip().strip(",").strip().upper()
+    if key in _ALIASES:
+        return _ALIASES[key]
+    raise DataError(
+        f"unknown lead name {name!r}",
+        path=source,
+        hint=f"known leads: {', '.join(LEADS_12 + OTHER_CHANNELS)}; rename the channel or pass a lead map",
+    )
+
+
+def canonical_leads(names: Iterable[str], *, source: str | None = None) -> tuple[str, ...]:
+    """Canonicalise a list of lead names and refuse duplicates (``II`` and ``MLII`` in one record, say)."""
+    out = tuple(canonical_lead(n, source=source) for n in names)
+    seen: set[str] = set()
+    dupes = [n for n in out if n in seen or seen.add(n)]  # type: ignore[func-returns-value]
+    if dupes:
+        raise DataError(f"duplicate leads {sorted(set(dupes))} in {list(names)}", path=source,
+                        hint="each lead may appear once")
+    return out
+
+
+def parse_lead_set(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """Resolve a lead-set spec to canonical names.
+
+    Accepted: ``"12lead"`` (all twelve), ``"8lead"`` (the independent eight), ``"3lead"`` (II, V1, V5),
+    ``"1lead:<name>"`` (one lead, e.g. ``1lead:I``), a comma-separated list (``"II,V1,V5"``) or a sequence of names.
+    """
+    if not isinstance(spec, str):
+        return canonical_leads(spec)
+    text = spec.strip()
+    named = {"12lead": LEADS_12, "8lead": LEADS_8, "3lead": LEADS_3}
+    if text.lower() in named:
+        return named[text.lower()]
+    if text.lower().startswith("1lead:"):
+        return (canonical_lead(text.split(":", 1)[1]),)
+    if text.lower() == "1lead":
+        return ("II",)
+    parts = [p for p in (s.strip() for s in text.split(",")) if p]
+    if not parts:
+        raise DataError(f"empty lead set {spec!r}", hint="write e.g. II,V1,V5 or 3lead or 1lead:II")
+    return canonical_leads(parts)
+
+
+def sort_leads(names: Iterable[str]) -> tuple[str, ...]:
+    """Order names canonically: the 12 ECG leads first in their order, then other channels in theirs."""
+    order = {n: i for i, n in enumerate(LEADS_12 + OTHER_CHANNELS)}
+    return tuple(sorted(names, key=lambda n: order.get(n, len(order))))

@@ -1,0 +1,336 @@
+"""Readers for single records. Every reader returns a :class:`Record` under the data contract.
+
+Supported: WFDB (``.hea`` + ``.dat`` in any format wfdb reads, FLAC-compressed 508/516/524 included; PhysioNet
+Challenge ``.hea`` + ``.mat``), the project's NPZ, plain CSV and NPY with a declared ``fs_hz`` and leads, and BIDMC
+``*_Signals.csv(.gz)`` files (see :mod:`synth.data.bidmc`). :func:`read_record` picks by file name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from synth.data.leads import canonical_lead, canonical_leads
+from synth.data.record import Record
+from synth.data.transforms import NanPolicy, handle_nan, resample_record
+from synth.errors import DataError, MissingFileError
+
+# Bytes per sample of WFDB storage formats whose size can be checked before decoding.
+_BYTES_PER_SAMPLE = {"8": 1, "16": 2, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3, "24": 3, "32": 4}
+_FLAC_FORMATS = {"508", "516", "524"}
+
+
+def _to_mv(signal: np.ndarray, units: list[str], leads: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Convert ECG channels to mV (µV and V are scaled); other units are kept and reported as they are."""
+    out_units = []
+    for i, (unit, lead) in enumerate(zip(units, leads)):
+        u = (unit or "mV").strip().replace("μ", "u").replace("µ", "u").lower()
+        if u == "mv":
+            out_units.append("mV")
+        elif u == "uv":
+            signal[i] /= 1000.0
+            out_units.append("mV")
+        elif u == "v":
+            signal[i] *= 1000.0
+            out_units.append("mV")
+        else:
+            out_units.append(unit)
+    return signal, tuple(out_units)
+
+
+def _finish(
+    record: Record, *, fs_hz: float | None, target_fs_hz: float | None, nan_policy: NanPolicy
+) -> Record:
+    if fs_hz is not None and abs(record.fs_hz - fs_hz) > 1e-6:
+        raise DataError(
+            f"record is sampled at {record.fs_hz:g} Hz, but {fs_hz:g} Hz was requested",
+            path=record.source,
+            hint=f"ask for target_fs_hz={fs_hz:g} (CLI: --fs {fs_hz:g}) to resample it",
+        )
+    signal = handle_nan(record.signal, record.fs_hz, policy=nan_policy, leads=record.leads, source=record.source)
+    record = Record(signal, record.fs_hz, record.leads, record.units, record.metadata, record.source)
+    if target_fs_hz is not None and abs(record.fs_hz - target_fs_hz) > 1e-6:
+        record = resample_record(record, target_fs_hz)
+    return record
+
+
+def _header_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.suffix in (".hea", ".dat", ".mat"):
+        p = p.with_suffix("")
+    hea = p.with_name(p.name + ".hea")
+    if not hea.exists():
+        raise MissingFileError("no such WFDB record (header .hea not found)", path=hea,
+                               hint="give the record path with or without .hea")
+    return hea
+
+
+def read_wfdb(
+    path: str | os.PathLike,
+    *,
+    fs_hz: float | None = None,
+    target_fs_hz: float | None = None,
+    nan_policy: NanPolicy = "reject",
+    lead_map: dict[str, str] | None = None,
+) -> Record:
+    """Read a WFDB record (``path`` with or without ``.hea``), honouring each channel's gain, baseline and units.
+
+    ECG channels come back in mV (µV and V headers are converted). ``fs_hz`` states the rate you expect (a
+    mismatch is an error); ``target_fs_hz`` resamples. ``lead_map`` renames channels before they are matched to
+    canonical lead names, for files with non-standard names.
+    """
+    import wfdb
+
+    hea = _header_path(path)
+    base = hea.with_suffix("")
+    try:
+        header = wfdb.rdheader(str(base))
+    except Exception as err:  # wfdb raises bare ValueError/IndexError on malformed headers
+        raise DataError(f"cannot parse WFDB header: {err}", path=hea) from err
+    if not header.n_sig:
+        raise DataError("header declares no signals", path=hea)
+    files = header.file_name or []
+    if any(str(f).endswith(".mat") for f in files):
+        record = _read_challenge_mat(hea, header)
+    else:
+        _check_dat_sizes(hea, header)
+        try:
+            rec = wfdb.rdrecord(str(base), physical=True, return_res=32)
+        except Exception as err:
+            raise DataError(f"cannot read WFDB signal data: {err}", path=hea,
+                            hint="the .dat file may be truncated or not match its header") from err
+        if rec.p_signal is None or rec.p_signal.shape[0] != (header.sig_len or rec.p_signal.shape[0]):
+            raise DataError("signal data is shorter than the header's sample count (truncated .dat?)", path=hea)
+        names = [(lead_map or {}).get(n.strip().strip(","), n) for n in rec.sig_name]
+        leads = canonical_leads(names, source=str(hea))
+        signal, units = _to_mv(rec.p_signal.T.astype(np.float32), list(rec.units or [""] * rec.n_sig), leads)
+        meta = {"record_name": rec.record_name, "comments": list(rec.comments or [])}
+        record = Record(signal, float(rec.fs), leads, units, meta, str(hea))
+    return _finish(record, fs_hz=fs_hz, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
+
+
+def _check_dat_sizes(hea: Path, header) -> None:
+    """Refuse a header whose sample count exceeds what its data files hold, before wfdb reads garbage."""
+    per_file: dict[str, list[str]] = {}
+    for fname, fmt in zip(header.file_name, header.fmt):
+        per_file.setdefault(fname, []).append(str(fmt))
+    for fname, fmts in per_file.items():
+        dat = hea.parent / fname
+        if not dat.exists():
+            raise MissingFileError(f"signal file {fname} named in the header is missing", path=hea)
+        if header.sig_len is None or fmts[0] in _FLAC_FORMATS or fmts[0] not in _BYTES_PER_SAMPLE:
+            continue
+        need = int(np.ceil(header.sig_len * len(fmts) * _BYTES_PER_SAMPLE[fmts[0]]))
+        have = dat.stat().st_size
+        if have < need:
+            held = int(have / (len(fmts) * _BYTES_PER_SAMPLE[fmts[0]]))
+            raise DataError(
+                f"header says {header.sig_len} samples per lead but {fname} holds only {held} "
+                f"({have} of {need} bytes): truncated file or wrong header",
+                path=hea,
+            )
+
+
+def _read_challenge_mat(hea: Path, header) -> Record:
+    """PhysioNet/CinC Challenge layout: a WFDB header pointing at a MATLAB ``.mat`` with the digital signal ``val``."""
+    from scipy.io import loadmat
+
+    mat = hea.parent / header.file_name[0]
+    if not mat.exists():
+        raise MissingFileError(f"signal file {mat.name} named in the header is missing", path=hea)
+    try:
+        data = loadmat(str(mat))
+    except Exception as err:
+        raise DataError(f"cannot read MATLAB file: {err}", path=mat) from err
+    if "val" not in data:
+        raise DataError(f"MATLAB file has no 'val' array (keys: {sorted(k for k in data if not k.startswith('__'))})",
+                        path=mat)
+    val = np.asarray(data["val"], dtype=np.float64)
+    if val.shape[0] != header.n_sig:
+        if val.shape[1] == header.n_sig:
+            val = val.T
+        else:
+            raise DataError(f"'val' has shape {val.shape} but the header declares {header.n_sig} signals", path=mat)
+    if header.sig_len and val.shape[1] < header.sig_len:
+        raise DataError(f"header says {header.sig_len} samples per lead but the .mat holds {val.shape[1]}", path=mat)
+    gain = np.asarray([g or 200.0 for g in header.adc_gain], dtype=np.float64)[:, None]
+    baseline = np.asarray(header.baseline if header.baseline else [0] * header.n_sig, dtype=np.float64)[:, None]
+    signal = ((val - baseline) / gain).astype(np.float32)
+    leads = canonical_leads(header.sig_name, source=str(hea))
+    signal, units = _to_mv(signal, list(header.units or [""] * header.n_sig), leads)
+    meta = {"record_name": header.record_name, "comments": list(header.comments or [])}
+    return Record(signal, float(header.fs), leads, units, meta, str(hea))
+
+
+def read_npz(path: str | os.PathLike, **kwargs) -> Record:
+    """Read the project's NPZ (``signal``, ``fs_hz``, ``leads``, ``units``, ``metadata`` as JSON)."""
+    p = Path(path)
+    if not p.exists():
+        raise MissingFileError("no such file", path=p)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            signal = z["signal"]
+            fs = float(z["fs_hz"])
+            leads = tuple(str(s) for s in z["leads"])
+            units = tuple(str(s) for s in z["units"]) if "units" in z else ()
+            meta = json.loads(str(z["metadata"])) if "metadata" in z else {}
+    except (KeyError, ValueError, OSError) as err:
+        raise DataError(f"not a synth NPZ record: {err}", path=p,
+                        hint="expected arrays signal, fs_hz, leads (written by synth data convert --to npz)") from err
+    leads = canonical_leads(leads, source=str(p))
+    return _finish(Record(signal, fs, leads, units, meta, str(p)), **_finish_kwargs(kwargs))
+
+
+def _finish_kwargs(kwargs: dict) -> dict:
+    return {"fs_hz": kwargs.get("fs_hz"), "target_fs_hz": kwargs.get("target_fs_hz"),
+            "nan_policy": kwargs.get("nan_policy", "reject")}
+
+
+_TIME_COLUMNS = {"time", "time_s", "t", "time [s]", "time[s]", "seconds"}
+
+
+def read_csv(
+    path: str | os.PathLike,
+    *,
+    fs_hz: float | None = None,
+    leads: tuple[str, ...] | list[str] | None = None,
+    units: str = "mV",
+    target_fs_hz: float | None = None,
+    nan_policy: NanPolicy = "reject",
+) -> Record:
+    """Read a CSV with one column per lead (a header row of lead names, or ``leads`` for a header-less file).
+
+    The sampling rate is ``fs_hz`` or, failing that, inferred from a time column (``time_s``, ``Time [s]``).
+    Values are taken to be in ``units`` (default mV; ``uV`` is converted).
+    """
+    import pandas as pd
+
+    p = Path(path)
+    if not p.exists():
+        raise MissingFileError("no such file", path=p)
+    if p.stat().st_size == 0:
+        raise DataError("CSV file is empty", path=p, hint="expected a header of lead names and one row per sample")
+    from synth.io_utils import read_text_lenient
+
+    text = read_text_lenient(p) if not p.name.endswith(".gz") else None
+    try:
+        header_row = None if leads is not None else 0
+        frame = pd.read_csv(io.StringIO(text) if text is not None else p, header=header_row, comment="#")
+    except pd.errors.EmptyDataError as err:
+        raise DataError("CSV file is empty", path=p) from err
+    except pd.errors.ParserError as err:
+        raise DataError(f"cannot parse CSV: {err}", path=p) from err
+    if frame.shape[0] == 0:
+        raise DataError("CSV file has a header but no samples", path=p)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    time_cols = [c for c in frame.columns if c.lower() in _TIME_COLUMNS]
+    if time_cols:
+        t = frame[time_cols[0]].to_numpy(dtype=np.float64)
+        frame = frame.drop(columns=time_cols)
+        if fs_hz is None and len(t) > 1:
+            dt = np.median(np.diff(t))
+            if dt <= 0:
+                raise DataError("time column is not increasing", path=p)
+            fs_hz = round(1.0 / dt, 6)
+    if fs_hz is None:
+        raise DataError("CSV has no time column and no sampling rate was given", path=p,
+                        hint="pass fs_hz (CLI: --in-fs HZ)")
+    names = list(leads) if leads is not None else list(frame.columns)
+    if len(names) != frame.shape[1]:
+        raise DataError(f"{len(names)} lead names given for {frame.shape[1]} columns", path=p)
+    leads_c = canonical_leads(names, source=str(p))
+    try:
+        signal = frame.to_numpy(dtype=np.float32).T.copy()
+    except ValueError as err:
+        raise DataError(f"non-numeric values in CSV: {err}", path=p) from err
+    signal, unit_t = _to_mv(signal, [units] * len(leads_c), leads_c)
+    record = Record(signal, float(fs_hz), leads_c, unit_t, {}, str(p))
+    return _finish(record, fs_hz=None, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
+
+
+def read_npy(
+    path: str | os.PathLike,
+    *,
+    fs_hz: float | None = None,
+    leads: tuple[str, ...] | list[str] | None = None,
+    units: str = "mV",
+    target_fs_hz: float | None = None,
+    nan_policy: NanPolicy = "reject",
+) -> Record:
+    """Read a bare ``(C, T)`` or ``(T, C)`` array; ``fs_hz`` and ``leads`` must be declared."""
+    p = Path(path)
+    if not p.exists():
+        raise MissingFileError("no such file", path=p)
+    if fs_hz is None or leads is None:
+        raise DataError("a .npy file carries no sampling rate or lead names", path=p,
+                        hint="pass fs_hz and leads (CLI: --in-fs HZ --in-leads I,II,...)")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except ValueError as err:
+        raise DataError(f"cannot read array: {err}", path=p) from err
+    leads_c = canonical_leads(list(leads), source=str(p))
+    if arr.ndim == 1 and len(leads_c) == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or len(leads_c) not in arr.shape:
+        raise DataError(f"array of shape {arr.shape} does not fit {len(leads_c)} leads", path=p)
+    if arr.shape[0] != len(leads_c):
+        arr = arr.T
+    signal, unit_t = _to_mv(np.array(arr, dtype=np.float32), [units] * len(leads_c), leads_c)
+    return _finish(Record(signal, float(fs_hz), leads_c, unit_t, {}, str(p)), fs_hz=None,
+                   target_fs_hz=target_fs_hz, nan_policy=nan_policy)
+
+
+def record_format(path: str | os.PathLike) -> str:
+    """The reader :func:`read_record` would use for ``path``: wfdb, npz, csv, npy or bidmc."""
+    p = Path(path)
+    name = p.name.lower()
+    if name.endswith(("_signals.csv", "_signals.csv.gz")) and name.startswith("bidmc"):
+        return "bidmc"
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    if name.endswith(".npz"):
+        return "npz"
+    if name.endswith(".npy"):
+        return "npy"
+    return "wfdb"
+
+
+def read_record(
+    path: str | os.PathLike,
+    *,
+    fs_hz: float | None = None,
+    leads: tuple[str, ...] | list[str] | None = None,
+    target_fs_hz: float | None = None,
+    nan_policy: NanPolicy = "reject",
+) -> Record:
+    """Read any supported record, chosen by file name.
+
+    Args:
+        path: a WFDB record (with or without ``.hea``), ``.mat`` with its header, ``.npz``, ``.csv``, ``.npy`` or a
+            BIDMC ``bidmc_NN_Signals.csv(.gz)``.
+        fs_hz: for CSV/NPY the declared rate; for formats that store their own rate, the rate expected (mismatch
+            raises :class:`DataError`).
+        leads: lead names for header-less CSV and NPY.
+        target_fs_hz: resample to this rate after reading.
+        nan_policy: ``reject`` (default) or ``interpolate`` short gaps with a warning.
+    """
+    kind = record_format(path)
+    if kind == "csv":
+        return read_csv(path, fs_hz=fs_hz, leads=leads, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
+    if kind == "npy":
+        return read_npy(path, fs_hz=fs_hz, leads=leads, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
+    if kind == "npz":
+        return read_npz(path, fs_hz=fs_hz, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
+    if kind == "bidmc":
+        from synth.data.bidmc import read_bidmc_csv
+
+        return _finish(read_bidmc_csv(path), fs_hz=fs_hz, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
+    return read_wfdb(path, fs_hz=fs_hz, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
+
+
+
+__all__ = ["read_record", "read_wfdb", "read_csv", "read_npy", "read_npz", "record_format", "canonical_lead"]

@@ -1,0 +1,129 @@
+"""Writers: WFDB (format 16, explicit gain), NPZ with metadata, CSV.
+
+Every writer writes under a temporary name and renames on success, so an interrupted run never leaves a half file.
+For WFDB the ``.dat`` is renamed into place before the ``.hea``: a header never points at data that is not there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from synth.data.record import Record
+from synth.errors import DataError, OutputExistsError
+from synth.io_utils import atomic_path
+
+Format = Literal["wfdb", "npz", "csv"]
+FORMATS: tuple[str, ...] = ("wfdb", "npz", "csv")
+
+#: WFDB's "invalid sample" code for format 16; NaN is written as this.
+WFDB_INVALID = -32768
+_INT16_MAX = 32767
+
+
+def _wfdb_unit(unit: str) -> str:
+    return unit if unit else "mV"
+
+
+def wfdb_gains(signal: np.ndarray, *, default_gain: float = 1000.0) -> np.ndarray:
+    """Per-channel ADC gain (units per mV): ``default_gain`` (1 µV steps, as PTB-XL) unless the channel's largest
+    amplitude would overflow int16, in which case the gain is lowered just enough to fit."""
+    peak = np.nanmax(np.abs(signal), axis=-1) if signal.size else np.zeros(signal.shape[0])
+    peak = np.nan_to_num(peak, nan=0.0)
+    gains = np.full(signal.shape[0], default_gain, dtype=np.float64)
+    too_big = peak * default_gain > _INT16_MAX - 1
+    gains[too_big] = np.floor((_INT16_MAX - 1) / peak[too_big] * 1000.0) / 1000.0
+    return gains
+
+
+def _output_paths(path: Path, fmt: str) -> list[Path]:
+    if fmt == "wfdb":
+        base = path.with_suffix("") if path.suffix in (".hea", ".dat") else path
+        return [base.with_name(base.name + ".hea"), base.with_name(base.name + ".dat")]
+    return [path]
+
+
+def write_record(record: Record, path: str | os.PathLike, fmt: Format | None = None, *, overwrite: bool = False) -> list[Path]:
+    """Write ``record`` to ``path`` in ``fmt`` (default: from the suffix, ``wfdb`` when there is none).
+
+    Returns the files written. Refuses to overwrite unless ``overwrite=True``.
+    """
+    p = Path(path)
+    fmt = fmt or {".npz": "npz", ".csv": "csv"}.get(p.suffix.lower(), "wfdb")
+    if fmt not in FORMATS:
+        raise DataError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if not overwrite:
+        for out in _output_paths(p, fmt):
+            if out.exists():
+                raise OutputExistsError("output already exists", path=out, hint="choose another name or pass --force")
+    if fmt == "wfdb":
+        return write_wfdb(record, p)
+    if fmt == "npz":
+        return [write_npz(record, p)]
+    return [write_csv(record, p)]
+
+
+def write_wfdb(record: Record, path: str | os.PathLike, *, default_gain: float = 1000.0) -> list[Path]:
+    """Write a WFDB record (``NAME.hea`` + ``NAME.dat``, format 16, one explicit gain per channel, baseline 0).
+
+    Values are quantised to ``1 / gain`` (1 µV at the default gain); NaN becomes WFDB's invalid sample.
+    Metadata goes into the header as ``# key: value`` comment lines.
+    """
+    import wfdb
+
+    p = Path(path)
+    base = p.with_suffix("") if p.suffix in (".hea", ".dat") else p
+    name = base.name
+    if not name or any(c in name for c in " \t"):
+        raise DataError(f"WFDB record names may not contain spaces: {name!r}", path=base)
+    gains = wfdb_gains(record.signal, default_gain=default_gain)
+    digital = np.round(record.signal.astype(np.float64) * gains[:, None])
+    digital = np.where(np.isfinite(record.signal), digital, WFDB_INVALID)
+    digital = np.clip(digital, -_INT16_MAX, _INT16_MAX).astype(np.int16)
+    digital[~np.isfinite(record.signal)] = WFDB_INVALID
+    comments = [f"{k}: {json.dumps(v, ensure_ascii=True)}" for k, v in sorted(record.metadata.items())
+                if k not in ("comments",)]
+    base.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=base.parent))
+    try:
+        wfdb.wrsamp(
+            name, fs=record.fs_hz, units=[_wfdb_unit(u) for u in record.units], sig_name=list(record.leads),
+            d_signal=digital.T.copy(), fmt=["16"] * len(record.leads), adc_gain=gains.tolist(),
+            baseline=[0] * len(record.leads), comments=comments, write_dir=str(tmpdir),
+        )  # fmt: skip
+        hea, dat = base.with_name(name + ".hea"), base.with_name(name + ".dat")
+        os.replace(tmpdir / f"{name}.dat", dat)
+        os.replace(tmpdir / f"{name}.hea", hea)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return [hea, dat]
+
+
+def write_npz(record: Record, path: str | os.PathLike) -> Path:
+    """Write ``signal`` (float32), ``fs_hz``, ``leads``, ``units`` and ``metadata`` (JSON) to an ``.npz``."""
+    p = Path(path)
+    with atomic_path(p) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(
+            fh, signal=record.signal.astype(np.float32), fs_hz=np.float64(record.fs_hz),
+            leads=np.array(record.leads, dtype=str), units=np.array(record.units, dtype=str),
+            metadata=np.array(json.dumps(record.metadata, ensure_ascii=False, default=str)),
+        )  # fmt: skip
+    return p
+
+
+def write_csv(record: Record, path: str | os.PathLike) -> Path:
+    """Write ``time_s`` plus one column per lead (6 significant digits: finer than 1 µV below 10 mV)."""
+    p = Path(path)
+    t = np.arange(record.n_samples) / record.fs_hz
+    data = np.column_stack([t, record.signal.T])
+    header = ",".join(["time_s", *record.leads])
+    with atomic_path(p) as tmp:
+        fmt = ["%.9g"] + ["%.6g"] * record.signal.shape[0]
+        np.savetxt(tmp, data, delimiter=",", header=header, comments="", fmt=fmt)
+    return p

@@ -1,0 +1,35 @@
+"""User-facing errors: one line that names the file, the problem and what to do.
+
+The CLI prints ``str(error)`` of any :class:`SynthError` and exits non-zero without a traceback; library users can
+catch them as :class:`ValueError` (bad content) or :class:`FileNotFoundError` (missing input).
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class SynthError(Exception):
+    """Base class of every error caused by the user's input rather than by a bug."""
+
+    def __init__(self, problem: str, *, path: str | os.PathLike | None = None, hint: str | None = None):
+        self.problem = problem
+        self.path = None if path is None else str(path)
+        self.hint = hint
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        text = self.problem if self.path is None else f"{self.path}: {self.problem}"
+        return text if not self.hint else f"{text} ({self.hint})"
+
+
+class DataError(SynthError, ValueError):
+    """Input data that cannot be used as it is: bad header, truncated file, unknown lead, NaN, ..."""
+
+
+class MissingFileError(SynthError, FileNotFoundError):
+    """An input file or folder that does not exist."""
+
+
+class OutputExistsError(SynthError, FileExistsError):
+    """An output that already exists and would be overwritten."""

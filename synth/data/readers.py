@@ -27,7 +27,7 @@ _FLAC_FORMATS = {"508", "516", "524"}
 def _to_mv(signal: np.ndarray, units: list[str], leads: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
     """Convert ECG channels to mV (µV and V are scaled); other units are kept and reported as they are."""
     out_units = []
-    for i, (unit, lead) in enumerate(zip(units, leads)):
+    for i, unit in enumerate(units):
         u = (unit or "mV").strip().replace("μ", "u").replace("µ", "u").lower()
         if u == "mv":
             out_units.append("mV")

@@ -64,8 +64,8 @@ def _header_path(path: str | os.PathLike) -> Path:
         p = p.with_suffix("")
     hea = p.with_name(p.name + ".hea")
     if not hea.exists():
-        raise MissingFileError("no such WFDB record (header .hea not found)", path=hea,
-                               hint="give the record path with or without .hea")
+        raise MissingFileError("no such file or WFDB record (no .hea header beside it)", path=path,
+                               hint="give a WFDB record (with or without .hea), .mat, .npz, .csv or .npy")
     return hea
 
 
@@ -87,24 +87,18 @@ def read_wfdb(
 
     hea = _header_path(path)
     base = hea.with_suffix("")
-    try:
-        header = wfdb.rdheader(str(base))
-    except Exception as err:  # wfdb raises bare ValueError/IndexError on malformed headers
-        raise DataError(f"cannot parse WFDB header: {err}", path=hea) from err
-    if not header.n_sig:
-        raise DataError("header declares no signals", path=hea)
-    files = header.file_name or []
-    if any(str(f).endswith(".mat") for f in files):
-        record = _read_challenge_mat(hea, header)
+    if _signal_files(hea) and all(f.endswith(".mat") for f in _signal_files(hea)):
+        record = _read_challenge_mat(hea, _read_header(hea))
     else:
-        _check_dat_sizes(hea, header)
         try:
             rec = wfdb.rdrecord(str(base), physical=True, return_res=32)
         except Exception as err:
+            # Diagnose only on failure, so the common path parses each header once (bulk loading speed).
+            _check_dat_sizes(hea, _read_header(hea))
             raise DataError(f"cannot read WFDB signal data: {err}", path=hea,
                             hint="the .dat file may be truncated or not match its header") from err
-        if rec.p_signal is None or rec.p_signal.shape[0] != (header.sig_len or rec.p_signal.shape[0]):
-            raise DataError("signal data is shorter than the header's sample count (truncated .dat?)", path=hea)
+        if not rec.n_sig or rec.p_signal is None:
+            raise DataError("header declares no signals", path=hea)
         names = [(lead_map or {}).get(n.strip().strip(","), n) for n in rec.sig_name]
         leads = canonical_leads(names, source=str(hea))
         signal, units = _to_mv(rec.p_signal.T.astype(np.float32), list(rec.units or [""] * rec.n_sig), leads)
@@ -113,8 +107,26 @@ def read_wfdb(
     return _finish(record, fs_hz=fs_hz, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
 
 
+def _signal_files(hea: Path) -> list[str]:
+    """File names on a header's signal lines (cheap: no full parse)."""
+    lines = [ln for ln in hea.read_text(encoding="latin-1").splitlines() if ln.strip() and not ln.startswith("#")]
+    return [ln.split()[0] for ln in lines[1:]]
+
+
+def _read_header(hea: Path):
+    import wfdb
+
+    try:
+        header = wfdb.rdheader(str(hea.with_suffix("")))
+    except Exception as err:  # wfdb raises bare ValueError/IndexError on malformed headers
+        raise DataError(f"cannot parse WFDB header: {err}", path=hea) from err
+    if not header.n_sig:
+        raise DataError("header declares no signals", path=hea)
+    return header
+
+
 def _check_dat_sizes(hea: Path, header) -> None:
-    """Refuse a header whose sample count exceeds what its data files hold, before wfdb reads garbage."""
+    """Explain a failed read: a missing data file, or a header whose sample count exceeds what the file holds."""
     per_file: dict[str, list[str]] = {}
     for fname, fmt in zip(header.file_name, header.fmt):
         per_file.setdefault(fname, []).append(str(fmt))
@@ -232,9 +244,10 @@ def read_csv(
         t = frame[time_cols[0]].to_numpy(dtype=np.float64)
         frame = frame.drop(columns=time_cols)
         if fs_hz is None and len(t) > 1:
-            dt = np.median(np.diff(t))
-            if dt <= 0:
+            if np.median(np.diff(t)) <= 0:
                 raise DataError("time column is not increasing", path=p)
+            # The mean step over the whole span: a single printed step (0.00277778 s at 360 Hz) is too coarse.
+            dt = (t[-1] - t[0]) / (len(t) - 1)
             fs_hz = round(1.0 / dt, 6)
     if fs_hz is None:
         raise DataError("CSV has no time column and no sampling rate was given", path=p,

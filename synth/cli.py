@@ -1,0 +1,264 @@
+"""The ``synth`` command line.
+
+User errors (:class:`synth.errors.SynthError`) print one line, ``synth: error: FILE: problem (what to do)``, and
+exit with status 2, without a traceback. Each command is a function taking the parsed arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from synth import __version__
+from synth.errors import DataError, OutputExistsError, SynthError
+
+EXIT_USER_ERROR = 2
+
+
+# -- data info ---------------------------------------------------------------------------------------------------
+def _dataset_kind(path: Path) -> str | None:
+    if (path / "ptbxl_database.csv").exists() or (path / "records100").is_dir() or (path / "records500").is_dir():
+        return "ptbxl"
+    if (path / "record_list.csv").exists():
+        return "mimic"
+    if (path / "bidmc_csv").is_dir() or any(path.glob("bidmc*_Signals.csv*")) or any(path.glob("bidmc[0-9]*.hea")):
+        return "bidmc"
+    return None
+
+
+def _open_dataset(path: Path, fs_hz: int = 100):
+    kind = _dataset_kind(path)
+    if kind == "ptbxl":
+        from synth.data.ptbxl import PTBXL
+
+        return PTBXL(path, fs_hz=fs_hz)
+    if kind == "bidmc":
+        from synth.data.bidmc import BIDMC
+
+        return BIDMC(path)
+    if kind == "mimic":
+        from synth.data.mimic import MIMICIVECG
+
+        return MIMICIVECG(path)
+    raise DataError("folder is not a dataset synth recognises", path=path,
+                    hint="expected PTB-XL (ptbxl_database.csv), BIDMC (bidmc_csv/) or MIMIC-IV-ECG (record_list.csv)")
+
+
+def _format_counts(counts: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
+def _print_dataset_summary(s: dict) -> None:
+    print(f"{s['dataset']} at {s['root']}")
+    if s["dataset"] == "PTB-XL":
+        print(f"  records       {s['records']} (100 Hz: {s['records_100hz']}; 500 Hz: {s['records_500hz']})")
+        if s["records_500hz"] and s["records_500hz"] < s["records"]:
+            print(f"  500 Hz ids    {s['records_500hz_ecg_ids']}")
+        print(f"  patients      {s['patients']}")
+        print(f"  leads         {len(s['leads'])}: {' '.join(s['leads'])}")
+        print(f"  duration      {s['duration_s']:g} s per record")
+        folds = " ".join(f"{k}:{v}" for k, v in s["folds"].items())
+        print(f"  folds         {folds}")
+        sp = s["splits"]
+        print(f"  splits        train (1-8) {sp.get('train', 0)}, val (9) {sp.get('val', 0)}, test (10) {sp.get('test', 0)}")
+        print(f"  superclasses  {_format_counts(s['superclasses'])}; none {s['no_superclass']}")
+    elif s["dataset"] == "BIDMC":
+        print(f"  subjects      {s['subjects']} ({s['layout']} layout)")
+        print(f"  channels      {', '.join(s['channels'])} in {', '.join(s['units'])} at {s['fs_hz']:g} Hz")
+        print(f"  duration      {s['duration_s_first_subject']:g} s (first subject)")
+        print(f"  splits        {_format_counts(s['splits'])} (by subject)")
+    else:
+        for key, value in s.items():
+            if key not in ("dataset", "root"):
+                print(f"  {key:<13} {value}")
+
+
+def _record_summary(record) -> dict:
+    import numpy as np
+
+    sig = record.signal
+    return {
+        "source": record.source, "leads": list(record.leads), "units": list(record.units), "fs_hz": record.fs_hz,
+        "samples": record.n_samples, "duration_s": round(record.duration_s, 3),
+        "range": {lead: [round(float(np.nanmin(sig[i])), 3), round(float(np.nanmax(sig[i])), 3)]
+                  for i, lead in enumerate(record.leads)},
+        "metadata": {k: v for k, v in record.metadata.items() if k != "comments"},
+    }  # fmt: skip
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if path.is_dir():
+        summary = _open_dataset(path, args.fs or 100).summary()
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            _print_dataset_summary(summary)
+        return 0
+    record = _read(args, path)
+    s = _record_summary(record)
+    if args.json:
+        print(json.dumps(s, indent=2, default=str))
+        return 0
+    print(f"record {s['source']}")
+    print(f"  leads         {len(s['leads'])}: {' '.join(s['leads'])}")
+    print(f"  fs            {s['fs_hz']:g} Hz, {s['samples']} samples ({s['duration_s']:g} s)")
+    print(f"  units         {', '.join(sorted(set(s['units'])))}")
+    lo = min(v[0] for v in s["range"].values())
+    hi = max(v[1] for v in s["range"].values())
+    print(f"  range         {lo:g} .. {hi:g}")
+    for key, value in s["metadata"].items():
+        print(f"  {key:<13} {value}")
+    return 0
+
+
+# -- reading with CLI options ------------------------------------------------------------------------------------
+def _read(args: argparse.Namespace, path: Path):
+    from synth.data.leads import parse_lead_set
+    from synth.data.readers import read_record
+
+    in_leads = parse_lead_set(args.in_leads) if getattr(args, "in_leads", None) else None
+    return read_record(path, fs_hz=getattr(args, "in_fs", None), leads=in_leads, target_fs_hz=getattr(args, "fs", None),
+                       nan_policy=getattr(args, "nan", "reject"))
+
+
+def cmd_data_plot(args: argparse.Namespace) -> int:
+    from synth.data.plot import plot_record
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise DataError("plots are written as PNG", path=out, hint="give --out a name ending in .png")
+    if out.exists() and not args.force:
+        raise OutputExistsError("output already exists", path=out, hint="choose another name or pass --force")
+    record = _read(args, Path(args.record)).crop(args.start, args.duration)
+    overlay = None
+    if args.overlay:
+        from synth.data.transforms import resample_record
+
+        overlay = _read(args, Path(args.overlay))
+        if overlay.fs_hz != record.fs_hz:  # drawn on one time axis: bring the overlay to the record's rate
+            overlay = resample_record(overlay, record.fs_hz)
+        overlay = overlay.crop(args.start, args.duration)
+    plot_record(record, out, overlay=overlay, labels=(args.label, args.overlay_label))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_data_convert(args: argparse.Namespace) -> int:
+    from synth.data.leads import parse_lead_set
+    from synth.data.writers import write_record
+
+    record = _read(args, Path(args.input))
+    if args.leads:
+        record = record.select(list(parse_lead_set(args.leads)))
+    written = write_record(record, Path(args.output), args.to, overwrite=args.force)
+    for f in written:
+        print(f"wrote {f}")
+    return 0
+
+
+# -- demo ----------------------------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from synth.demo import run_demo
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise OutputExistsError("demo output folder already exists", path=out,
+                                hint="remove it, choose another --out, or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    start = time.perf_counter()
+    try:
+        run_demo(staging, seed=args.seed)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"demo written to {out}/ in {time.perf_counter() - start:.1f} s (see {out}/summary.md)")
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------------------------------
+def _add_read_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--in-fs", type=float, help="sampling rate of a CSV/NPY input that does not store one (Hz)")
+    p.add_argument("--in-leads", help="lead names of a header-less CSV or NPY input, e.g. I,II,V1")
+    p.add_argument("--nan", choices=("reject", "interpolate"), default="reject",
+                   help="missing samples: refuse the record (default) or fill gaps up to 0.1 s with a warning")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synth", description="Realistic synthetic cardiac signals.")
+    parser.add_argument("--version", action="version", version=f"synth {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    data = sub.add_parser("data", help="inspect, plot and convert records and datasets")
+    dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+
+    p = dsub.add_parser("info", help="describe a record or a dataset folder (PTB-XL, BIDMC, MIMIC-IV-ECG)")
+    p.add_argument("path")
+    p.add_argument("--fs", type=float, help="PTB-XL: which rate's records to count (100 or 500); record: resample")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_read_options(p)
+    p.set_defaults(func=cmd_data_info)
+
+    p = dsub.add_parser("plot", help="plot a record on ECG paper (12-lead layout, strips, or PPG + ECG) to PNG")
+    p.add_argument("record")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--overlay", help="a second record drawn over the first (e.g. generated vs real)")
+    p.add_argument("--label", default="record", help="legend label of RECORD when overlaying")
+    p.add_argument("--overlay-label", default="overlay", help="legend label of the overlay")
+    p.add_argument("--start", type=float, default=0.0, help="start of the window to plot (s)")
+    p.add_argument("--duration", type=float, default=10.0, help="length of the window to plot (s)")
+    p.add_argument("--fs", type=float, help="resample before plotting (Hz)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing PNG")
+    _add_read_options(p)
+    p.set_defaults(func=cmd_data_plot)
+
+    p = dsub.add_parser("convert", help="convert a record between WFDB, NPZ and CSV, optionally resampling")
+    p.add_argument("input")
+    p.add_argument("output", help="output path (WFDB: record name without extension)")
+    p.add_argument("--to", choices=("wfdb", "npz", "csv"), required=True)
+    p.add_argument("--fs", type=float, help="resample to this rate (Hz)")
+    p.add_argument("--leads", help="keep only these leads, e.g. II,V1,V5 or 3lead")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    _add_read_options(p)
+    p.set_defaults(func=cmd_data_convert)
+
+    p = sub.add_parser("demo", help="run the offline demo on the shipped sample into a folder")
+    p.add_argument("--out", default="synth-demo", help="output folder (default: ./synth-demo)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"synth: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        (parser if args.command is None else parser._subparsers._group_actions[0].choices[args.command]).print_help()
+        return EXIT_USER_ERROR
+    warnings.showwarning = _show_warning
+    try:
+        return int(args.func(args) or 0)
+    except SynthError as err:
+        print(f"synth: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("synth: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

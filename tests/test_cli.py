@@ -1,0 +1,150 @@
+"""The command line: output of the info/convert/plot/demo commands and its error contract."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from synth import __version__
+from synth.cli import main
+from synth.data.readers import read_record
+from synth.data.sample import sample_bidmc_root, sample_ptbxl_root
+
+SAMPLE_RECORD = sample_ptbxl_root() / "records100" / "00000" / "00001_lr"
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_info_on_shipped_ptbxl_sample(capsys):
+    code, out, _ = run(["data", "info", sample_ptbxl_root()], capsys)
+    assert code == 0
+    assert "records       160 (100 Hz: 160; 500 Hz: 20)" in out
+    assert "12: I II III aVR aVL aVF V1 V2 V3 V4 V5 V6" in out
+    assert "folds         1:16 2:16 3:16 4:16 5:16 6:16 7:16 8:16 9:16 10:16" in out
+    assert "NORM" in out and "HYP" in out
+
+
+@pytest.mark.shared_data
+def test_info_on_shared_ptbxl_reports_counts(ptbxl_root, capsys):
+    import pandas as pd
+
+    db = pd.read_csv(ptbxl_root / "ptbxl_database.csv")
+    n_hr = len(list((ptbxl_root / "records500").rglob("*_hr.hea")))
+    code, out, _ = run(["data", "info", ptbxl_root], capsys)
+    assert code == 0
+    assert f"records       {len(db)} (100 Hz: {len(db)}; 500 Hz: {n_hr})" in out
+    folds = db["strat_fold"].value_counts().sort_index()
+    assert "folds         " + " ".join(f"{k}:{v}" for k, v in folds.items()) in out
+    assert "superclasses  NORM" in out
+    assert "12: I II III aVR aVL aVF V1 V2 V3 V4 V5 V6" in out
+
+
+@pytest.mark.shared_data
+def test_info_on_shared_bidmc_reports_53_subjects(bidmc_root, capsys):
+    code, out, _ = run(["data", "info", bidmc_root], capsys)
+    assert code == 0
+    assert "subjects      53" in out
+    assert "train 37, val 8, test 8" in out
+
+
+def test_info_json_on_a_record(capsys):
+    import json
+
+    code, out, _ = run(["data", "info", SAMPLE_RECORD, "--json"], capsys)
+    assert code == 0
+    info = json.loads(out)
+    assert info["fs_hz"] == 100 and info["samples"] == 1000 and len(info["leads"]) == 12
+
+
+def test_convert_resamples_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "rec.npz"
+    code, _, _ = run(["data", "convert", SAMPLE_RECORD, out, "--to", "npz", "--fs", "500"], capsys)
+    assert code == 0
+    rec = read_record(out)
+    assert rec.fs_hz == 500 and rec.signal.shape == (12, 5000)
+    before = out.read_bytes()
+    code, _, err = run(["data", "convert", SAMPLE_RECORD, out, "--to", "npz"], capsys)
+    assert code == 2 and "already exists" in err and str(out) in err
+    assert out.read_bytes() == before
+    code, _, _ = run(["data", "convert", SAMPLE_RECORD, out, "--to", "npz", "--force"], capsys)
+    assert code == 0 and read_record(out).fs_hz == 100
+
+
+def test_convert_lead_subset_to_wfdb_and_csv(tmp_path, capsys):
+    code, _, _ = run(["data", "convert", SAMPLE_RECORD, tmp_path / "three", "--to", "wfdb", "--leads", "3lead"], capsys)
+    assert code == 0
+    three = read_record(tmp_path / "three")
+    assert three.leads == ("II", "V1", "V5")
+    full = read_record(SAMPLE_RECORD)
+    np.testing.assert_allclose(three.signal, full.select(["II", "V1", "V5"]).signal, atol=1e-3)
+    code, _, _ = run(["data", "convert", tmp_path / "three", tmp_path / "three.csv", "--to", "csv"], capsys)
+    assert code == 0
+    np.testing.assert_allclose(read_record(tmp_path / "three.csv").signal, three.signal, atol=1e-5)
+
+
+def test_plot_writes_png(tmp_path, capsys):
+    out = tmp_path / "ecg.png"
+    code, _, _ = run(["data", "plot", SAMPLE_RECORD, "--out", out], capsys)
+    assert code == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_bidmc_record_uses_ppg_view(tmp_path, capsys):
+    out = tmp_path / "ppg.png"
+    src = sample_bidmc_root() / "bidmc_csv" / "bidmc_46_Signals.csv.gz"
+    code, _, _ = run(["data", "plot", src, "--out", out, "--start", "20"], capsys)
+    assert code == 0 and out.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["data", "info", "/no/such/record"], "/no/such/record"),
+        (["data", "convert", "/no/such.csv", "x.npz", "--to", "npz"], "/no/such.csv"),
+        (["data", "plot", str(SAMPLE_RECORD), "--out", "plot.jpg"], "PNG"),
+        (["data", "convert", str(SAMPLE_RECORD), "x", "--to", "wfdb", "--leads", "II,XYZ"], "XYZ"),
+        (["data", "info", str(SAMPLE_RECORD), "--fs", "0"], "positive"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(argv, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert needle in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_console_error_has_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "synth.cli", "data", "info", str(tmp_path / "missing.hea")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "missing" in proc.stderr
+
+
+def test_demo_writes_folder_and_refuses_existing(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code, stdout, _ = run(["demo", "--out", out], capsys)
+    assert code == 0
+    summary = (out / "summary.md").read_text()
+    assert "Resampling check" in summary
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(pngs) >= 4
+    for png in pngs:
+        assert f"]({png})" in summary
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".demo")]
+    code, _, err = run(["demo", "--out", out], capsys)
+    assert code == 2 and "already exists" in err

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from synth import __version__
 from synth.errors import DataError, OutputExistsError, SynthError
+from synth.io_utils import current_umask
 
 EXIT_USER_ERROR = 2
 
@@ -178,6 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run_demo(staging, seed=args.seed)
         if out.exists():
             shutil.rmtree(out)
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700
         staging.rename(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

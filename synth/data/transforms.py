@@ -77,8 +77,9 @@ def windows(
     if total < width and not pad:
         raise DataError(f"signal of {total / fs_hz:.2f} s is shorter than one {window_s} s window")
     starts = list(range(0, max(total - width, 0) + 1, stride))
-    if pad and (not starts or starts[-1] + width < total):
-        starts.append(starts[-1] + stride if starts else 0)
+    # A stride longer than the window skips samples anyway; never add a window past the end (all zeros).
+    if pad and starts[-1] + width < total and starts[-1] + stride < total:
+        starts.append(starts[-1] + stride)
     out = np.zeros((len(starts), x.shape[0], width), dtype=x.dtype)
     for i, s in enumerate(starts):
         seg = x[:, s : s + width]

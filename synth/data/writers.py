@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -34,8 +35,9 @@ def _wfdb_unit(unit: str) -> str:
 def wfdb_gains(signal: np.ndarray, *, default_gain: float = 1000.0) -> np.ndarray:
     """Per-channel ADC gain (units per mV): ``default_gain`` (1 µV steps, as PTB-XL) unless the channel's largest
     amplitude would overflow int16, in which case the gain is lowered just enough to fit."""
-    peak = np.nanmax(np.abs(signal), axis=-1) if signal.size else np.zeros(signal.shape[0])
-    peak = np.nan_to_num(peak, nan=0.0)
+    # Only finite samples count: NaN and inf are written as invalid samples, and an inf peak made the gain 0.
+    magnitude = np.where(np.isfinite(signal), np.abs(signal), 0.0)
+    peak = magnitude.max(axis=-1) if signal.size else np.zeros(signal.shape[0])
     gains = np.full(signal.shape[0], default_gain, dtype=np.float64)
     too_big = peak * default_gain > _INT16_MAX - 1
     gains[too_big] = np.floor((_INT16_MAX - 1) / peak[too_big] * 1000.0) / 1000.0
@@ -80,14 +82,15 @@ def write_wfdb(record: Record, path: str | os.PathLike, *, default_gain: float =
     p = Path(path)
     base = p.with_suffix("") if p.suffix in (".hea", ".dat") else p
     name = base.name
-    if not name or any(c in name for c in " \t"):
-        raise DataError(f"WFDB record names may not contain spaces: {name!r}", path=base)
+    if not re.fullmatch(r"[-\w]+", name):  # wfdb's own rule; it would fail later with a bare Exception
+        raise DataError(f"WFDB record name {name!r} may hold only letters, digits, '-' and '_' (no dots)",
+                        path=base, hint="rename the output, or give a .npz/.csv suffix for another format")
     gains = wfdb_gains(record.signal, default_gain=default_gain)
     digital = np.round(record.signal.astype(np.float64) * gains[:, None])
     digital = np.where(np.isfinite(record.signal), digital, WFDB_INVALID)
     digital = np.clip(digital, -_INT16_MAX, _INT16_MAX).astype(np.int16)
     digital[~np.isfinite(record.signal)] = WFDB_INVALID
-    comments = [f"{k}: {json.dumps(v, ensure_ascii=True)}" for k, v in sorted(record.metadata.items())
+    comments = [f"{k}: {json.dumps(v, ensure_ascii=True, default=str)}" for k, v in sorted(record.metadata.items())
                 if k not in ("comments",)]
     base.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=base.parent))

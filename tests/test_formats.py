@@ -271,3 +271,38 @@ def test_standardise_is_per_lead_and_undoable():
     np.testing.assert_allclose(z * std + mean, x, atol=1e-5)
     flat, _, _ = standardise(np.full((1, 10), 2.5, dtype=np.float32))  # a flat lead: no NaN
     np.testing.assert_array_equal(flat, 0)
+
+
+def test_read_record_dispatches_bidmc_wfdb_records(tmp_path):
+    _write_bidmc_wfdb(tmp_path, 7, [0, 1, 2, 3, 4], seed=3)
+    assert record_format(tmp_path / "bidmc07") == "bidmc_wfdb"
+    rec = read_record(tmp_path / "bidmc07.hea")
+    assert rec.leads == ("II", "PPG") and rec.metadata["subject"] == 7
+
+
+def test_non_ascii_microvolt_header_is_not_misread_as_volts(tmp_path, synthetic_record):
+    """wfdb parses 'μV' as 'V'; the reader takes the unit from the header text instead."""
+    write_wfdb(synthetic_record.select(["I", "II"]), tmp_path / "r")
+    hea = tmp_path / "r.hea"
+    # Same digital values, gain now per µV: physical values must come out 1000x smaller in mV.
+    hea.write_text(hea.read_text().replace("/mV", "/μV"), encoding="utf-8")
+    rec = read_record(tmp_path / "r")
+    np.testing.assert_allclose(rec.signal, synthetic_record.select(["I", "II"]).signal / 1000, atol=2e-6)
+    assert rec.units == ("mV", "mV")
+
+
+def test_wfdb_metadata_round_trips_through_header_comments(tmp_path, synthetic_record):
+    rec = Record(synthetic_record.signal, 100, synthetic_record.leads,
+                 metadata={"report": "sinus rhythm, LVH", "age": 63, "labels": ["NORM"]})
+    write_wfdb(rec, tmp_path / "m")
+    back = read_record(tmp_path / "m")
+    assert back.metadata["report"] == "sinus rhythm, LVH"
+    assert back.metadata["age"] == 63 and back.metadata["labels"] == ["NORM"]
+
+
+def test_baseline_filter_edges_do_not_ring(synthetic_record):
+    """A pure 0.05 Hz drift is removed everywhere, the first and last second included."""
+    t = np.arange(1000) / 100.0
+    drift = np.tile(0.5 * np.sin(2 * np.pi * 0.05 * t), (2, 1)).astype(np.float32)
+    out = remove_baseline(drift, 100.0)
+    assert np.abs(out).max() < 0.05

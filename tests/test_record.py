@@ -104,3 +104,20 @@ def test_shared_data_folder_from_the_environment(isolated, tmp_path, monkeypatch
     (tmp_path / "ptbxl" / "ptbxl_database.csv").write_text("ecg_id\n")
     monkeypatch.setenv("SYNTH_SHARED_DATA", str(tmp_path))
     isolated.runpytest_inprocess().assert_outcomes(passed=1)
+
+
+def test_select_does_not_share_metadata(synthetic_record):
+    rec = Record(synthetic_record.signal, 100, synthetic_record.leads, metadata={"report": "a"})
+    sub = rec.select(["II"])
+    sub.metadata["report"] = "b"
+    assert rec.metadata["report"] == "a"
+
+
+def test_ptbxl_split_summary_describes_the_split():
+    from synth.data.ptbxl import PTBXL
+    from synth.data.sample import sample_ptbxl_root
+
+    ds = PTBXL(sample_ptbxl_root())
+    test = ds.split("test").summary()
+    assert test["records"] == len(ds.split("test")) and set(test["folds"]) == {10}
+    assert ds.summary()["records"] == len(ds)

@@ -207,3 +207,11 @@ def test_resample_record_keeps_leads_and_sets_rate(synthetic_record):
     assert synthetic_record.fs_hz == 100 and synthetic_record.signal.shape == (12, 1000)  # input untouched
     # The beats stay where they were: peak of lead II within one 100 Hz sample.
     assert abs(np.argmax(up.channel("II")) / 500 - np.argmax(synthetic_record.channel("II")) / 100) <= 0.01
+
+
+def test_csv_keeps_non_mv_units(tmp_path):
+    rec = Record(np.random.default_rng(0).random((2, 500), dtype=np.float32), 125.0, ("II", "PPG"), ("au", "au"))
+    write_csv(rec, tmp_path / "bidmc.csv")
+    back = read_record(tmp_path / "bidmc.csv")
+    assert back.units == ("au", "au") and back.leads == ("II", "PPG")
+    np.testing.assert_allclose(back.signal, rec.signal, rtol=1e-5, atol=1e-6)

@@ -111,7 +111,8 @@ class PTBXL:
     # -- views -------------------------------------------------------------------------------------------------
     def _view(self, table) -> PTBXL:
         view = PTBXL(self.root, self.fs_hz, _table=table, _statements=self.statements)
-        view.all_records = getattr(self, "all_records", table)
+        full = getattr(self, "all_records", table)
+        view.all_records = full[full.index.isin(table.index)]  # a view's summary describes the view
         return view
 
     def split(self, name: Split | str) -> PTBXL:

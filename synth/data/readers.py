@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,8 @@ def read_wfdb(
 
     hea = _header_path(path)
     base = hea.with_suffix("")
-    if _signal_files(hea) and all(f.endswith(".mat") for f in _signal_files(hea)):
+    lines = _signal_lines(hea)
+    if lines and all(f[0].endswith(".mat") for f in lines):
         record = _read_challenge_mat(hea, _read_header(hea))
     else:
         try:
@@ -101,16 +103,43 @@ def read_wfdb(
             raise DataError("header declares no signals", path=hea)
         names = [(lead_map or {}).get(n.strip().strip(","), n) for n in rec.sig_name]
         leads = canonical_leads(names, source=str(hea))
-        signal, units = _to_mv(rec.p_signal.T.astype(np.float32), list(rec.units or [""] * rec.n_sig), leads)
-        meta = {"record_name": rec.record_name, "comments": list(rec.comments or [])}
+        text_units = [_header_units(f) for f in lines] if len(lines) == rec.n_sig else []
+        raw_units = [t or (w or "") for t, w in zip(text_units, rec.units)] if text_units else list(rec.units or [])
+        signal, units = _to_mv(rec.p_signal.T.astype(np.float32), raw_units or [""] * rec.n_sig, leads)
+        comments = list(rec.comments or [])
+        meta = {**_comment_metadata(comments), "record_name": rec.record_name, "comments": comments}
         record = Record(signal, float(rec.fs), leads, units, meta, str(hea))
     return _finish(record, fs_hz=fs_hz, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
 
 
-def _signal_files(hea: Path) -> list[str]:
-    """File names on a header's signal lines (cheap: no full parse)."""
-    lines = [ln for ln in hea.read_text(encoding="latin-1").splitlines() if ln.strip() and not ln.startswith("#")]
-    return [ln.split()[0] for ln in lines[1:]]
+def _signal_lines(hea: Path) -> list[list[str]]:
+    """The whitespace-split signal lines of a header (cheap: no full parse)."""
+    lines = [ln for ln in hea.read_text(encoding="utf-8", errors="replace").splitlines()
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    return [ln.split() for ln in lines[1:]]
+
+
+def _header_units(fields: list[str]) -> str:
+    """Units of one signal line (``gain(baseline)/units``), ``""`` when omitted.
+
+    Read from the text because wfdb turns a non-ASCII ``μV`` into ``V``, silently scaling by 10^6.
+    """
+    return fields[2].split("/", 1)[1] if len(fields) > 2 and "/" in fields[2] else ""
+
+
+def _comment_metadata(comments: list[str]) -> dict:
+    """``key: value`` header comments (as :func:`write_wfdb` writes them) back into metadata, JSON values decoded."""
+    meta: dict = {}
+    for line in comments:
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            continue
+        try:
+            meta[key] = json.loads(value.strip())
+        except ValueError:
+            meta[key] = value.strip()
+    return meta
 
 
 def _read_header(hea: Path):
@@ -173,7 +202,9 @@ def _read_challenge_mat(hea: Path, header) -> Record:
     baseline = np.asarray(header.baseline if header.baseline else [0] * header.n_sig, dtype=np.float64)[:, None]
     signal = ((val - baseline) / gain).astype(np.float32)
     leads = canonical_leads(header.sig_name, source=str(hea))
-    signal, units = _to_mv(signal, list(header.units or [""] * header.n_sig), leads)
+    lines = _signal_lines(hea)
+    raw_units = [_header_units(f) for f in lines] if len(lines) == header.n_sig else list(header.units or [])
+    signal, units = _to_mv(signal, raw_units or [""] * header.n_sig, leads)
     meta = {"record_name": header.record_name, "comments": list(header.comments or [])}
     return Record(signal, float(header.fs), leads, units, meta, str(hea))
 
@@ -202,6 +233,7 @@ def _finish_kwargs(kwargs: dict) -> dict:
             "nan_policy": kwargs.get("nan_policy", "reject")}
 
 
+_UNIT_COLUMN = re.compile(r"(.+?)\s*\[(.+)\]")
 _TIME_COLUMNS = {"time", "time_s", "t", "time [s]", "time[s]", "seconds"}
 
 
@@ -255,12 +287,15 @@ def read_csv(
     names = list(leads) if leads is not None else list(frame.columns)
     if len(names) != frame.shape[1]:
         raise DataError(f"{len(names)} lead names given for {frame.shape[1]} columns", path=p)
+    # A column may state its unit as "NAME [unit]" (write_csv does so for anything but mV).
+    col_units = [m.group(2) if (m := _UNIT_COLUMN.fullmatch(str(n))) else units for n in names]
+    names = [m.group(1) if (m := _UNIT_COLUMN.fullmatch(str(n))) else n for n in names]
     leads_c = canonical_leads(names, source=str(p))
     try:
         signal = frame.to_numpy(dtype=np.float32).T.copy()
     except ValueError as err:
         raise DataError(f"non-numeric values in CSV: {err}", path=p) from err
-    signal, unit_t = _to_mv(signal, [units] * len(leads_c), leads_c)
+    signal, unit_t = _to_mv(signal, col_units, leads_c)
     record = Record(signal, float(fs_hz), leads_c, unit_t, {}, str(p))
     return _finish(record, fs_hz=None, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
 
@@ -298,11 +333,13 @@ def read_npy(
 
 
 def record_format(path: str | os.PathLike) -> str:
-    """The reader :func:`read_record` would use for ``path``: wfdb, npz, csv, npy or bidmc."""
+    """The reader :func:`read_record` would use for ``path``: wfdb, npz, csv, npy, bidmc or bidmc_wfdb."""
     p = Path(path)
     name = p.name.lower()
     if name.endswith(("_signals.csv", "_signals.csv.gz")) and name.startswith("bidmc"):
         return "bidmc"
+    if re.fullmatch(r"bidmc\d+(\.hea)?", name):
+        return "bidmc_wfdb"
     if name.endswith((".csv", ".csv.gz")):
         return "csv"
     if name.endswith(".npz"):
@@ -319,6 +356,7 @@ def read_record(
     leads: tuple[str, ...] | list[str] | None = None,
     target_fs_hz: float | None = None,
     nan_policy: NanPolicy = "reject",
+    lead_map: dict[str, str] | None = None,
 ) -> Record:
     """Read any supported record, chosen by file name.
 
@@ -330,6 +368,7 @@ def read_record(
         leads: lead names for header-less CSV and NPY.
         target_fs_hz: resample to this rate after reading.
         nan_policy: ``reject`` (default) or ``interpolate`` short gaps with a warning.
+        lead_map: WFDB only: rename channels (``{"MLII": "II"}``) before matching canonical lead names.
     """
     kind = record_format(path)
     if kind == "csv":
@@ -342,8 +381,11 @@ def read_record(
         from synth.data.bidmc import read_bidmc_csv
 
         return _finish(read_bidmc_csv(path), fs_hz=fs_hz, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
-    return read_wfdb(path, fs_hz=fs_hz, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
+    if kind == "bidmc_wfdb":
+        from synth.data.bidmc import read_bidmc_wfdb
 
+        return _finish(read_bidmc_wfdb(path), fs_hz=fs_hz, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
+    return read_wfdb(path, fs_hz=fs_hz, target_fs_hz=target_fs_hz, nan_policy=nan_policy, lead_map=lead_map)
 
 
 __all__ = ["read_record", "read_wfdb", "read_csv", "read_npy", "read_npz", "record_format", "canonical_lead"]

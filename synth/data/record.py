@@ -83,7 +83,8 @@ class Record:
                 hint="choose leads the record has",
             )
         idx = [self.leads.index(n) for n in names]
-        return replace(self, signal=self.signal[idx], leads=tuple(names), units=tuple(self.units[i] for i in idx))
+        return replace(self, signal=self.signal[idx], leads=tuple(names), units=tuple(self.units[i] for i in idx),
+                       metadata=dict(self.metadata))
 
     def canonical_order(self) -> Record:
         """The same channels reordered as I, II, III, aVR, aVL, aVF, V1-V6, then PPG, RESP."""

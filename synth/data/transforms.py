@@ -41,12 +41,19 @@ def _sos(kind: str, cutoff: float | tuple[float, float], fs_hz: float, order: in
     return sps.butter(order, cutoff, btype=kind, fs=fs_hz, output="sos")
 
 
+def _padlen(x: np.ndarray, fs_hz: float, low_hz: float) -> int:
+    """Odd-extension length of two periods of the lowest cutoff: scipy's default (a few samples) lets a 0.5 Hz
+    high-pass ring for over a second at each end of a 10 s record."""
+    return int(min(x.shape[-1] - 1, round(2 * fs_hz / low_hz)))
+
+
 def remove_baseline(x: np.ndarray, fs_hz: float, *, cutoff_hz: float = 0.5, order: int = 2) -> np.ndarray:
     """Remove baseline wander with a zero-phase Butterworth high-pass at ``cutoff_hz``."""
     x = np.asarray(x, dtype=np.float64)
     if x.shape[-1] <= 3 * (2 * order + 1):
         raise DataError(f"signal of {x.shape[-1]} samples is too short to filter")
-    return sps.sosfiltfilt(_sos("highpass", cutoff_hz, fs_hz, order), x, axis=-1).astype(np.float32)
+    return sps.sosfiltfilt(_sos("highpass", cutoff_hz, fs_hz, order), x, axis=-1,
+                           padlen=_padlen(x, fs_hz, cutoff_hz)).astype(np.float32)
 
 
 def bandpass(x: np.ndarray, fs_hz: float, *, low_hz: float = 0.5, high_hz: float = 40.0, order: int = 2) -> np.ndarray:
@@ -57,7 +64,8 @@ def bandpass(x: np.ndarray, fs_hz: float, *, low_hz: float = 0.5, high_hz: float
         raise DataError(f"band {low_hz}-{high_hz} Hz is empty at fs={fs_hz} Hz")
     if x.shape[-1] <= 3 * (4 * order + 1):
         raise DataError(f"signal of {x.shape[-1]} samples is too short to filter")
-    return sps.sosfiltfilt(_sos("bandpass", (low_hz, high), fs_hz, order), x, axis=-1).astype(np.float32)
+    return sps.sosfiltfilt(_sos("bandpass", (low_hz, high), fs_hz, order), x, axis=-1,
+                           padlen=_padlen(x, fs_hz, low_hz)).astype(np.float32)
 
 
 def windows(

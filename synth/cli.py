@@ -188,6 +188,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- models --------------------------------------------------------------------------------------------------------
+def cmd_registry(args: argparse.Namespace) -> int:
+    from synth.registry import list_registered
+
+    for kind, names in list_registered().items():
+        print(f"{kind + 's':<10} {', '.join(names) if names else '(none)'}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from synth.training.trainer import train_from_config
+
+    export = train_from_config(args.config, args.overrides)
+    print(f"exported {export}")
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------------------------
 def _add_read_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in-fs", type=float, help="sampling rate of a CSV/NPY input that does not store one (Hz)")
@@ -233,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     _add_read_options(p)
     p.set_defaults(func=cmd_data_convert)
+
+    p = sub.add_parser("registry", help="list the registered backbones, networks, conditioning adapters and samplers")
+    p.set_defaults(func=cmd_registry)
+
+    p = sub.add_parser("train", help="train (or resume, when OUT_DIR holds a checkpoint) from a training YAML")
+    p.add_argument("config", help="training YAML, e.g. configs/train/tiny.yaml")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="dotted-key overrides, e.g. steps=1000 out_dir=runs/x data.cache_dir=.cache")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("demo", help="run the offline demo on the shipped sample into a folder")
     p.add_argument("--out", default="synth-demo", help="output folder (default: ./synth-demo)")

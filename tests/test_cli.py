@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +149,66 @@ def test_demo_writes_folder_and_refuses_existing(tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".demo")]
     code, _, err = run(["demo", "--out", out], capsys)
     assert code == 2 and "already exists" in err
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_registry_lists_every_kind(capsys):
+    code, out, _ = run(["registry"], capsys)
+    assert code == 0
+    lines = dict(line.split(None, 1) for line in out.strip().splitlines())
+    assert {"diffusion", "flow"} <= set(lines["backbones"].replace(",", " ").split())
+    assert {"text", "labels", "demographics", "leads", "ppg"} <= set(lines["adapters"].replace(",", " ").split())
+    assert {"ddpm", "ddim", "dpmsolver++", "euler", "heun"} <= set(lines["samplers"].replace(",", " ").split())
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory):
+    import os
+
+    out = tmp_path_factory.mktemp("train") / "run"
+    cwd = os.getcwd()
+    os.chdir(REPO)  # the preset names its model and data relative to the repository root
+    try:
+        code = main(["train", "configs/train/tiny.yaml", f"out_dir={out}", "steps=4", "ckpt_every=2",
+                     "val_every=2", "log_every=2"])
+    finally:
+        os.chdir(cwd)
+    assert code == 0
+    return out / "model"
+
+
+def test_train_exports_a_loadable_model(tiny_export):
+    assert (tiny_export / "config.json").exists() and (tiny_export / "model.safetensors").exists()
+
+
+def test_sample_writes_records_deterministically(tiny_export, tmp_path, capsys):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for out, seed in ((a, 1), (b, 1), (c, 2)):
+        code, _, err = run(["sample", tiny_export, "--out", out, "--n", "3", "--seed", seed, "--steps", "2"], capsys)
+        assert code == 0, err
+    recs = [read_record(p / "sample_00002") for p in (a, b, c)]
+    assert recs[0].leads[:3] == ("I", "II", "III") and recs[0].fs_hz == 100
+    np.testing.assert_array_equal(recs[0].signal, recs[1].signal)
+    assert not np.allclose(recs[0].signal, recs[2].signal)
+    assert (a / "metadata.csv").read_text().count("\n") == 4 and (a / "sample_00000.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [(["--n", "0"], "--n must be at least 1"), (["--report", "sinus rhythm"], "takes no report"),
+     (["--labels", "NORM"], "takes no labels")],
+)
+def test_sample_bad_input(tiny_export, tmp_path, capsys, extra, needle):
+    code, _, err = run(["sample", tiny_export, "--out", tmp_path / "o", *extra], capsys)
+    assert code == 2 and needle in err
+    assert not (tmp_path / "o").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_sample_refuses_an_existing_folder_and_a_non_export(tiny_export, tmp_path, capsys):
+    (tmp_path / "o").mkdir()
+    code, _, err = run(["sample", tiny_export, "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "already exists" in err
+    code, _, err = run(["sample", tmp_path, "--out", tmp_path / "p"], capsys)
+    assert code == 2 and "config.json" in err

@@ -27,11 +27,31 @@ class LabelsAdapter(Adapter):
     @dataclass
     class Config(AdapterParams):
         num_labels: int = 71  # the PTB-XL SCP statements
+        #: Names of the K labels in column order (e.g. NORM, MI, STTC, CD, HYP), so users can ask by name.
+        classes: list[str] | None = None
+
+        def __post_init__(self) -> None:
+            if self.classes is not None and len(self.classes) != self.num_labels:
+                raise ValueError(f"classes names {len(self.classes)} labels but num_labels is {self.num_labels}")
 
     def __init__(self, cfg: Config, *, dim: int, signal: SignalConfig):
         super().__init__(dim, signal)
+        self.classes = list(cfg.classes) if cfg.classes is not None else None
         self.num_tokens = cfg.num_labels + 1
         self.embedding = nn.Parameter(torch.randn(self.num_tokens, dim) * 0.02)  # row 0: the summary token
+
+    def multi_hot(self, names: list[list[str]]) -> torch.Tensor:
+        """Label names per sample → (B, K) multi-hot; unknown names are refused with the known ones listed."""
+        if self.classes is None:
+            raise ValueError("this model's labels adapter has no class names; pass cond['labels'] as (B, K)")
+        index = {c.upper(): k for k, c in enumerate(self.classes)}
+        out = torch.zeros(len(names), len(self.classes))
+        for b, sample in enumerate(names):
+            for name in sample:
+                if name.upper() not in index:
+                    raise ValueError(f"unknown label {name!r}; this model knows {', '.join(self.classes)}")
+                out[b, index[name.upper()]] = 1.0
+        return out
 
     def forward(self, cond: Mapping[str, Any]) -> AdapterOutput:
         labels = torch.as_tensor(cond["labels"], device=self.device).float()  # (B, K)

@@ -1,0 +1,106 @@
+"""Sampler speed on one small network: 64 ECGs of 12 x 1000 (10 s at 100 Hz), in one run.
+
+DDPM with 1000 steps (the DiffuSETS setting) is the baseline; DDIM 50, DPM-Solver++ 20 (diffusion backbone) and
+rectified-flow Euler 8 (flow backbone) use the same U-Net, built from the same seed so the weights are identical.
+Weights are untrained: only time and memory are measured here, not quality. Each sampler runs in its own process
+so that its peak memory is its own (peak RSS on CPU; peak allocated memory on CUDA).
+
+    python benchmarks/samplers.py [--device cpu|cuda] [--n 64] [--out benchmarks/results/samplers.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+NETWORK = {"name": "unet1d", "base_channels": 32, "channel_mults": [1, 2, 2], "num_res_blocks": 1,
+           "attention_levels": [2], "num_heads": 4, "norm_groups": 8}
+CONDITIONING = {"dim": 64, "adapters": {"labels": {"name": "labels", "num_labels": 5, "p_drop": 0.1}}}
+SIGNAL = {"channels": 12, "length": 1000, "fs_hz": 100.0, "scale_mv": 0.5}
+RUNS = [  # (label, backbone, sampler, steps)
+    ("DDPM 1000", "diffusion", "ddpm", 1000),
+    ("DDIM 50", "diffusion", "ddim", 50),
+    ("DPM-Solver++ 20", "diffusion", "dpmsolver++", 20),
+    ("flow Euler 8", "flow", "euler", 8),
+]
+
+
+def build(backbone: str, sampler: str):
+    from synth.config import model_config_from_dict
+    from synth.generative.base import build_model
+
+    process = {"sampler": sampler}
+    cfg = model_config_from_dict({"backbone": backbone, "signal": SIGNAL, "network": NETWORK,
+                                  "conditioning": CONDITIONING, "process": process})
+    torch.manual_seed(0)  # identical network weights for every run
+    return build_model(cfg)
+
+
+def run_one(label: str, n: int, device: str) -> dict:
+    _, backbone, sampler, steps = next(r for r in RUNS if r[0] == label)
+    model = build(backbone, sampler).to(device).eval()
+    cond = {"labels": torch.tensor([[1.0, 0, 0, 0, 0]], device=device)}
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    generator = torch.Generator(device=device).manual_seed(0)
+    start = time.perf_counter()
+    x = model.sample(cond, n, steps=steps, guidance_scale=1.0, generator=generator)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    peak_mib = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    assert x.shape == (n, 12, 1000) and torch.isfinite(x).all()
+    return {"label": label, "backbone": backbone, "sampler": sampler, "steps": steps, "seconds": seconds,
+            "ecg_per_s": n / seconds, "peak_mib": peak_mib, "rss_before_mib": rss_before / 1024,
+            "params": sum(p.numel() for p in model.parameters())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--out", default=None, help="also write the results as JSON here")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run a single sampler in this process
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.n, args.device)))
+        return
+    hardware = torch.cuda.get_device_name() if args.device == "cuda" else (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")
+    print(f"{args.n} ECGs of 12 x 1000 on {args.device} ({hardware})")
+    results = []
+    for label, *_ in RUNS:
+        proc = subprocess.run([sys.executable, __file__, "--one", label, "--n", str(args.n), "--device", args.device],
+                              capture_output=True, text=True, check=True)
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        r = results[-1]
+        print(f"  {label:<16} {r['seconds']:8.2f} s  {r['ecg_per_s']:7.2f} ECG/s  peak {r['peak_mib']:7.0f} MiB",
+              flush=True)
+    base = results[0]["seconds"]
+    print(f"network: unet1d, {results[0]['params'] / 1e6:.2f} M parameters")
+    print("| sampler | network evaluations | time (s) | ECG/s | speed-up vs DDPM 1000 | peak memory (MiB) |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        nfe = r["steps"]
+        print(f"| {r['label']} | {nfe} | {r['seconds']:.2f} | {r['ecg_per_s']:.2f} | {base / r['seconds']:.0f}x "
+              f"| {r['peak_mib']:.0f} |")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"device": args.device, "hardware": hardware, "n": args.n,
+                                              "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,12 +1,13 @@
 """Model configs: dataclass schemas, loaded from OmegaConf YAML and validated before anything is built.
 
-Configs are data: YAML is parsed, never executed. A model config has five parts::
+Configs are data: YAML is parsed, never executed. A model config has five parts, and a sixth for latent models::
 
     backbone: diffusion            # registry name of the process (synth/generative/*.py)
     signal: {channels: 12, length: 1000, fs_hz: 100.0, scale_mv: 1.0}
     network: {name: unet1d, ...}   # the network's own ``Config`` dataclass checks the rest
     conditioning: {dim: 256, adapters: {report: {name: text, ...}, labels: {name: labels, ...}}}
     process: {...}                 # the backbone's own ``Config`` dataclass
+    latent: {pretrained: runs/vae/model}   # optional: work in the space of this frozen autoencoder
 
 Each registered part carries its schema as a nested ``Config`` dataclass, so the schema of a new backbone
 lives in its one file. Unknown keys, wrong types and values outside a ``Literal`` raise :class:`ConfigError`
@@ -67,12 +68,34 @@ class ConditioningConfig:
 
 
 @dataclass
+class LatentConfig:
+    """The frozen autoencoder (a ``vae`` or a ``vqvae`` tokenizer) whose latent space a model works in.
+
+    Exactly one key: ``pretrained``, the export folder of a trained autoencoder, or ``untrained``, a model YAML
+    built with fresh weights (tests and smoke runs only: a latent model over random features learns nothing
+    useful). Relative paths are read from the working directory, else beside the YAML that names them. An
+    export of the latent model carries the autoencoder as its ``autoencoder/`` sub-folder, which wins over
+    both keys when it is loaded.
+    """
+
+    pretrained: str | None = None
+    untrained: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.pretrained is None) == (self.untrained is None):
+            raise ValueError(
+                "latent needs exactly one of pretrained (an export folder) or untrained (a model YAML)"
+            )
+
+
+@dataclass
 class ModelConfig:
     backbone: str
     signal: SignalConfig
     network: Component
     conditioning: ConditioningConfig
     process: Any
+    latent: LatentConfig | None = None
 
 
 @dataclass
@@ -82,6 +105,7 @@ class _TopSchema:
     network: dict[str, Any] = field(default_factory=dict)
     conditioning: dict[str, Any] = field(default_factory=dict)
     process: dict[str, Any] = field(default_factory=dict)
+    latent: LatentConfig | None = None
 
 
 @dataclass
@@ -155,7 +179,18 @@ def model_config_from_dict(data: Any, *, source: str | None = None) -> ModelConf
         network=component_from_dict("network", top.network, source=source, keypath="network"),
         conditioning=ConditioningConfig(dim=cond.dim, adapters=adapters),
         process=validate(backbone_cls.Config, top.process, source=source, keypath="process"),
+        latent=top.latent,
     )
+
+
+def _beside(value: str, config_file: Path) -> str:
+    """A relative path in a config: as given if it exists from the working directory, else beside the
+    config file."""
+    candidate = Path(value).expanduser()
+    if candidate.is_absolute() or candidate.exists():
+        return str(candidate)
+    beside = config_file.parent / candidate
+    return str(beside.resolve()) if beside.exists() else value
 
 
 def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
@@ -170,6 +205,9 @@ def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
         data = OmegaConf.to_container(node, resolve=True)
     except OmegaConfBaseException as err:
         raise ConfigError(str(err).splitlines()[0], path=path) from None
+    latent = data.get("latent") if isinstance(data, dict) else None
+    if isinstance(latent, dict):
+        data["latent"] = {k: _beside(v, path) if isinstance(v, str) else v for k, v in latent.items()}
     return model_config_from_dict(data, source=str(path))
 
 

@@ -31,6 +31,7 @@ class LabelsAdapter(Adapter):
         classes: list[str] | None = None
 
         def __post_init__(self) -> None:
+            super().__post_init__()  # the p_drop range check of AdapterParams
             if self.classes is not None and len(self.classes) != self.num_labels:
                 raise ValueError(f"classes names {len(self.classes)} labels but num_labels is {self.num_labels}")
 

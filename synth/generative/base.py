@@ -1,4 +1,16 @@
-"""What every backbone shares: construction from a config, the conditioning call, and the protocol."""
+"""What every backbone shares: construction from a config, the conditioning call, and the protocol.
+
+The protocol is ``loss(x, cond) -> LossOutput`` and ``sample(cond, num_samples, *, steps, guidance_scale,
+generator) -> Tensor``; autoencoders and tokenizers (``vae``, ``vqvae``) add ``encode(x)`` / ``decode(z)`` and
+``latent_shape``. A backbone whose ``sample`` cannot make signals on its own (a tokenizer, which needs a prior
+over its codes) sets ``generates = False`` and raises :class:`NotAGeneratorError` there.
+
+Latent models: when the config has a ``latent:`` section, :meth:`GenerativeModel.from_config` attaches that
+frozen autoencoder and the process runs on ``to_process(x)`` (the autoencoder's scaled latent, or its codes)
+instead of ``x / scale_mv``; ``to_signal`` maps samples back to mV. Every backbone gets this for free, as long
+as it goes through these two methods and draws its noise in ``process_shape`` (Rombach et al. 2022, "High-
+Resolution Image Synthesis with Latent Diffusion Models", §3; DiffuSETS and PPGFlowECG for ECG).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +18,15 @@ import abc
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from synth import registry
 from synth.conditioning.stack import Conditioning, ConditioningStack
-from synth.config import ModelConfig, model_config_to_dict
+from synth.config import ConfigError, LatentConfig, ModelConfig, load_config, model_config_to_dict
+from synth.errors import SynthError
 from synth.generative.guidance import guided
 
 Cond = Mapping[str, Any]
@@ -27,6 +40,10 @@ class LossOutput:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+class NotAGeneratorError(SynthError, TypeError):
+    """``sample`` called on a model that cannot generate on its own (a tokenizer needs a prior over codes)."""
+
+
 class GenerativeModel(nn.Module, abc.ABC):
     """A process around a network and a conditioning stack.
 
@@ -36,22 +53,31 @@ class GenerativeModel(nn.Module, abc.ABC):
     """
 
     Config: type
+    #: False for autoencoders/tokenizers whose ``sample`` raises :class:`NotAGeneratorError`.
+    generates: ClassVar[bool] = True
 
     def __init__(self, cfg: ModelConfig, network: nn.Module, conditioning: ConditioningStack):
         super().__init__()
         self.cfg = cfg
         self.network = network
         self.conditioning = conditioning
+        #: The frozen autoencoder of a latent model (set by :meth:`attach_autoencoder`), else None.
+        self.autoencoder: GenerativeModel | None = None
 
     @classmethod
-    def network_channels(cls, cfg: ModelConfig) -> tuple[int, int]:
-        """(in_channels, out_channels) of the network, before concatenated condition channels."""
-        return cfg.signal.channels, cfg.signal.channels
+    def network_channels(cls, cfg: ModelConfig, autoencoder: GenerativeModel | None) -> tuple[int, int]:
+        """(in_channels, out_channels) of the network, before concatenated condition channels: the signal's
+        channels, or the latent channels of the autoencoder."""
+        channels = cfg.signal.channels if autoencoder is None else autoencoder.latent_shape[0]
+        return channels, channels
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig) -> GenerativeModel:
+    def from_config(cls, cfg: ModelConfig, autoencoder: GenerativeModel | None = None) -> GenerativeModel:
+        """Build the model; ``autoencoder`` (a loaded ``autoencoder/`` sub-folder) overrides ``cfg.latent``."""
+        if autoencoder is None and cfg.latent is not None:
+            autoencoder = load_autoencoder(cfg.latent)
         conditioning = ConditioningStack.from_config(cfg.conditioning, cfg.signal)
-        in_channels, out_channels = cls.network_channels(cfg)
+        in_channels, out_channels = cls.network_channels(cfg, autoencoder)
         network = registry.build(
             "network",
             cfg.network,
@@ -60,7 +86,42 @@ class GenerativeModel(nn.Module, abc.ABC):
             cond_dim=cfg.conditioning.dim,
             cond_channels=conditioning.num_channels,
         )
-        return cls(cfg, network, conditioning)
+        model = cls(cfg, network, conditioning)
+        if autoencoder is not None:
+            model.attach_autoencoder(autoencoder)
+        return model
+
+    def attach_autoencoder(self, autoencoder: GenerativeModel) -> None:
+        """Make this a latent model over ``autoencoder``, frozen (no gradients, always in eval mode)."""
+        if not hasattr(autoencoder, "encode") or not hasattr(autoencoder, "latent_shape"):
+            raise ConfigError(
+                f"latent: a {autoencoder.cfg.backbone!r} model has no encode/decode",
+                hint="name a trained vae or vqvae export",
+            )
+        if autoencoder.conditioning.num_modalities:
+            raise ConfigError(
+                "latent: the autoencoder is conditional; a latent model needs an unconditional one",
+                hint="train the vae/vqvae without conditioning.adapters",
+            )
+        if self.conditioning.num_channels:
+            raise ConfigError(
+                "a latent model cannot take concatenated condition channels (they live at the signal rate)",
+                hint="set as_channels: false; the condition still reaches the network as tokens",
+            )
+        signal, own = autoencoder.cfg.signal, self.cfg.signal
+        if (signal.channels, signal.length, signal.fs_hz) != (own.channels, own.length, own.fs_hz):
+            raise ConfigError(
+                f"latent: the autoencoder codes {signal.channels}×{signal.length} at {signal.fs_hz} Hz, this model "
+                f"generates {own.channels}×{own.length} at {own.fs_hz} Hz",
+                hint="make signal: match the autoencoder's",
+            )
+        self.autoencoder = autoencoder.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> GenerativeModel:
+        super().train(mode)
+        for sub in self.frozen_submodels().values():
+            sub.eval()  # frozen parts keep eval-mode behaviour (dropout off, fixed codebook) while training
+        return self
 
     def config_dict(self) -> dict[str, Any]:
         """The JSON-able config written to ``config.json``."""
@@ -69,11 +130,32 @@ class GenerativeModel(nn.Module, abc.ABC):
     def frozen_submodels(self) -> dict[str, GenerativeModel]:
         """Separately trained parts saved as sub-folders and loaded frozen (e.g. the VAE under a latent
         model)."""
-        return {}
+        return {} if self.autoencoder is None else {"autoencoder": self.autoencoder}
 
     @property
     def sample_shape(self) -> tuple[int, int]:
+        """(C, T) of what ``sample`` returns (and ``loss`` takes), in mV."""
         return self.cfg.signal.channels, self.cfg.signal.length
+
+    @property
+    def process_shape(self) -> tuple[int, ...]:
+        """Per-sample shape the process works in: (C, T), or the autoencoder's ``latent_shape``."""
+        return self.sample_shape if self.autoencoder is None else tuple(self.autoencoder.latent_shape)
+
+    def to_process(self, x: Tensor) -> Tensor:
+        """x (B, C, T) mV → (B, *process_shape): x / scale_mv, or the frozen autoencoder's encoding."""
+        x = x.to(self.device)
+        if self.autoencoder is None:
+            return x / self.cfg.signal.scale_mv
+        with torch.no_grad():
+            return self.autoencoder.encode(x)
+
+    def to_signal(self, x: Tensor) -> Tensor:
+        """(N, *process_shape) → (N, C, T) float32 mV; the inverse of :meth:`to_process`."""
+        if self.autoencoder is None:
+            return (x * self.cfg.signal.scale_mv).float()
+        with torch.no_grad():
+            return self.autoencoder.decode(x).float()
 
     @property
     def device(self) -> torch.device:
@@ -148,6 +230,17 @@ def resolve_sampler(name: str, process: str) -> Callable:
             f"sampler {name!r} is not a {process} sampler", hint=f"use one of {samplers}"
         )
     return fn
+
+
+def load_autoencoder(latent: LatentConfig) -> GenerativeModel:
+    """The frozen autoencoder ``latent`` names: a trained export, or a fresh one built from a model YAML."""
+    from synth.checkpoint import load_pretrained  # the checkpoint module builds models: imported at call time
+
+    if latent.pretrained is not None:
+        model = load_pretrained(latent.pretrained)
+    else:
+        model = build_model(load_config(latent.untrained))
+    return model.requires_grad_(False).eval()
 
 
 def build_model(cfg: ModelConfig) -> GenerativeModel:

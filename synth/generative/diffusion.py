@@ -113,7 +113,7 @@ class DiffusionModel(GenerativeModel):
 
     def loss(self, x: Tensor, cond: Cond) -> LossOutput:
         """x (B, C, T) float32 mV → mean squared error of the ε or v prediction (Ho et al. 2020, Eq. 14)."""
-        x0 = x.to(self.device) / self.cfg.signal.scale_mv  # (B, C, T) model units
+        x0 = self.to_process(x)  # (B, C, T) model units, or (B, c, T') latents
         batch = x0.shape[0]
         step = torch.randint(0, self.process.num_train_timesteps, (batch,), device=self.device)  # (B,)
         noise = torch.randn_like(x0)
@@ -158,7 +158,7 @@ class DiffusionModel(GenerativeModel):
         with self.eval_mode():
             c = self.encode_condition(cond, num_samples, train=False)
             u = self.conditioning.unconditional(num_samples) if guidance_scale != 1.0 else None
-            x = self.initial_noise(num_samples, self.sample_shape, generator) * scheduler.init_noise_sigma
+            x = self.initial_noise(num_samples, self.process_shape, generator) * scheduler.init_noise_sigma
             for timestep in scheduler.timesteps:
                 step = torch.full((num_samples,), int(timestep), device=self.device)  # (N,)
                 out = self.guided_network(
@@ -166,4 +166,4 @@ class DiffusionModel(GenerativeModel):
                 )  # (N, C, T)
                 x0 = self.predict_x0(out, x, step)
                 x = scheduler.step(x0, timestep, x, generator=generator).prev_sample  # (N, C, T)
-        return (x * self.cfg.signal.scale_mv).float()
+        return self.to_signal(x)

@@ -84,7 +84,7 @@ class FlowModel(GenerativeModel):
 
     def loss(self, x: Tensor, cond: Cond) -> LossOutput:
         """x (B, C, T) float32 mV → mean squared error of the velocity x_1 − x_0 (Liu et al. 2023, Eq. 1)."""
-        x1 = x.to(self.device) / self.cfg.signal.scale_mv  # (B, C, T) model units
+        x1 = self.to_process(x)  # (B, C, T) model units, or (B, c, T') latents
         batch = x1.shape[0]
         x0 = torch.randn_like(x1)
         t = self.sample_time(batch)  # (B,)
@@ -119,6 +119,8 @@ class FlowModel(GenerativeModel):
                 return self.guided_network(x_t, t, c, u, guidance_scale)  # (N, C, T)
 
             x = integrate(
-                velocity, self.initial_noise(num_samples, self.sample_shape, generator), self.time_grid(steps)
+                velocity,
+                self.initial_noise(num_samples, self.process_shape, generator),
+                self.time_grid(steps),
             )
-        return (x * self.cfg.signal.scale_mv).float()
+        return self.to_signal(x)

@@ -7,11 +7,22 @@ from pathlib import Path
 import pytest
 import torch
 
+from synth import registry
 from synth.config import load_config
 from synth.generative import GenerativeModel, build_model
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "model"
 TINY_PRESETS = sorted(CONFIGS.glob("*_tiny.yaml"))
+
+
+def backbone_class(path: Path) -> type[GenerativeModel]:
+    return registry.get("backbone", load_config(path).backbone)
+
+
+#: Presets whose ``sample`` generates signals (tokenizers set ``generates = False``).
+GENERATOR_PRESETS = [p for p in TINY_PRESETS if backbone_class(p).generates]
+#: Presets of autoencoders and tokenizers: they add ``encode``/``decode``/``latent_shape`` to the protocol.
+AUTOENCODER_PRESETS = [p for p in TINY_PRESETS if hasattr(backbone_class(p), "encode")]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -105,8 +105,8 @@ def test_a_sampler_of_another_process_is_refused(tmp_path):
 def test_registry_lists_every_part_and_names_the_alternatives():
     listed = registry.list_registered()
     assert listed == {
-        "backbone": ["diffusion", "flow"],
-        "network": ["dit1d", "unet1d"],
+        "backbone": ["diffusion", "flow", "maskgit", "vae", "vqvae"],
+        "network": ["conv1d_autoencoder", "dit1d", "token_transformer", "unet1d"],
         "adapter": ["demographics", "ecg", "labels", "leads", "ppg", "text"],
         "sampler": ["ddim", "ddpm", "dpmsolver++", "euler", "heun"],
     }

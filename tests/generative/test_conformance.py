@@ -1,4 +1,9 @@
-"""Conformance over every registered backbone, on the tiny presets in configs/model/*_tiny.yaml."""
+"""Conformance over every registered backbone, on the tiny presets in configs/model/*_tiny.yaml.
+
+Generators (``generates = True``) are held to the sampling rules; autoencoders and tokenizers to
+``encode``/``decode``; frozen sub-models (the autoencoder under a latent model) must stay frozen and travel
+as sub-folders of the export.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,21 @@ from safetensors.torch import load_file
 from synth import registry
 from synth.checkpoint import load_pretrained, save_pretrained
 from synth.config import load_config
+from synth.generative.base import NotAGeneratorError
 
-from .conftest import TINY_PRESETS, make_cond, make_model, make_signal, perturb
+from .conftest import (
+    AUTOENCODER_PRESETS,
+    GENERATOR_PRESETS,
+    TINY_PRESETS,
+    make_cond,
+    make_model,
+    make_signal,
+    perturb,
+)
 
 IDS = [p.stem for p in TINY_PRESETS]
+GEN_IDS = [p.stem for p in GENERATOR_PRESETS]
+AE_IDS = [p.stem for p in AUTOENCODER_PRESETS]
 
 
 def test_every_registered_backbone_network_and_sampler_has_a_tiny_preset():
@@ -35,6 +51,10 @@ def test_loss_is_finite_and_reaches_every_trainable_parameter(path):
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
     assert out.metrics and all(isinstance(v, float) for v in out.metrics.values())
     out.loss.backward()
+    # Frozen parts: no gradient, and eval mode kept while the model trains.
+    for name, sub in model.frozen_submodels().items():
+        assert not sub.training, f"{name} left eval mode"
+        assert all(not p.requires_grad and p.grad is None for p in sub.parameters()), f"{name} is not frozen"
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert trainable
     no_grad = [n for n, p in trainable.items() if p.grad is None or not torch.any(p.grad != 0)]
@@ -42,7 +62,7 @@ def test_loss_is_finite_and_reaches_every_trainable_parameter(path):
     assert all(torch.isfinite(p.grad).all() for p in trainable.values())
 
 
-@pytest.mark.parametrize("path", TINY_PRESETS, ids=IDS)
+@pytest.mark.parametrize("path", GENERATOR_PRESETS, ids=GEN_IDS)
 def test_sample_shape_dtype_and_seed(path):
     model = make_model(path)
     cond = make_cond(model, 3)
@@ -56,7 +76,7 @@ def test_sample_shape_dtype_and_seed(path):
     assert model.training  # sample() restores the mode it found
 
 
-@pytest.mark.parametrize("path", TINY_PRESETS, ids=IDS)
+@pytest.mark.parametrize("path", GENERATOR_PRESETS, ids=GEN_IDS)
 def test_batch_of_one_condition_is_broadcast(path):
     model = make_model(path)
     one = make_cond(model, 1)
@@ -66,25 +86,40 @@ def test_batch_of_one_condition_is_broadcast(path):
     assert torch.allclose(a, b, atol=1e-6)
 
 
+def _outputs(model, x, cond):
+    """What must survive an export: samples for a generator, the encode → decode round trip for a tokenizer."""
+    if model.generates:
+        return model.sample(cond, 2, guidance_scale=1.5, generator=torch.Generator().manual_seed(5))
+    return model.decode(model.encode(x))
+
+
 @pytest.mark.parametrize("path", TINY_PRESETS, ids=IDS)
 def test_export_then_load_gives_identical_outputs(path, tmp_path):
     model = make_model(path)
     perturb(model)
+    subs = model.frozen_submodels()
     folder = save_pretrained(model, tmp_path / "export")
-    assert sorted(f.name for f in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(f.name for f in folder.iterdir()) == sorted(["config.json", "model.safetensors", *subs])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left behind
-    assert json.loads((folder / "config.json").read_text())["model"]["backbone"] == model.cfg.backbone
+    meta = json.loads((folder / "config.json").read_text())
+    assert meta["model"]["backbone"] == model.cfg.backbone and meta["submodels"] == sorted(subs)
     keys = set(load_file(folder / "model.safetensors"))
-    assert keys == set(model.state_dict()) and not any(k.startswith(("module.", "_orig_mod.")) for k in keys)
+    own = {k for k in model.state_dict() if not k.startswith(tuple(f"{n}." for n in subs))}
+    assert keys == own and not any(k.startswith(("module.", "_orig_mod.")) for k in keys)
+    for name, sub in subs.items():  # each frozen part is a complete export of its own
+        assert set(load_file(folder / name / "model.safetensors")) == set(sub.state_dict())
 
     loaded = load_pretrained(folder)
     assert type(loaded) is type(model) and loaded.cfg == model.cfg
+    assert sorted(loaded.frozen_submodels()) == sorted(subs)
+    for name, sub in loaded.frozen_submodels().items():
+        assert not any(p.requires_grad for p in sub.parameters())
+        original = subs[name].state_dict()
+        assert all(torch.equal(t, original[k]) for k, t in sub.state_dict().items())
     cond = make_cond(model, 2)
-    a = model.sample(cond, 2, guidance_scale=1.5, generator=torch.Generator().manual_seed(5))
-    b = loaded.sample(cond, 2, guidance_scale=1.5, generator=torch.Generator().manual_seed(5))
-    assert torch.equal(a, b)
-    model.eval()
     x = make_signal(model, 2)
+    assert torch.equal(_outputs(model, x, cond), _outputs(loaded, x, cond))
+    model.eval()
     torch.manual_seed(9)
     la = model.loss(x, cond).loss
     torch.manual_seed(9)
@@ -92,7 +127,40 @@ def test_export_then_load_gives_identical_outputs(path, tmp_path):
     assert torch.equal(la, lb)
 
 
-@pytest.mark.parametrize("path", TINY_PRESETS, ids=IDS)
+@pytest.mark.parametrize("path", AUTOENCODER_PRESETS, ids=AE_IDS)
+def test_autoencoder_encode_decode_shapes(path):
+    model = make_model(path)
+    perturb(model)
+    x = make_signal(model, 3)
+    channels, length = model.sample_shape
+    z = model.encode(x)
+    assert z.shape == (3, *model.latent_shape)
+    if model.generates:  # a VAE: continuous latents at T / 2^levels
+        assert z.dtype == torch.float32 and z.shape[-1] == model.network.latent_length(length)
+    else:  # a tokenizer: one code per latent step
+        assert z.dtype == torch.long and 0 <= int(z.min()) and int(z.max()) < model.codebook_size
+    x_hat = model.decode(z)
+    assert (
+        x_hat.shape == (3, channels, length) and x_hat.dtype == torch.float32 and torch.isfinite(x_hat).all()
+    )
+    assert torch.equal(model.encode(x), z)  # deterministic: no posterior sampling, no codebook update
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in TINY_PRESETS if p not in GENERATOR_PRESETS],
+    ids=[p.stem for p in TINY_PRESETS if p not in GENERATOR_PRESETS],
+)
+def test_a_tokenizer_refuses_to_sample_and_reports_code_usage(path):
+    model = make_model(path)
+    with pytest.raises(NotAGeneratorError, match="maskgit"):
+        model.sample({}, 2, generator=torch.Generator().manual_seed(0))
+    metrics = model.loss(make_signal(model, 4), {}).metrics
+    assert 1.0 <= metrics["perplexity"] <= model.codebook_size
+    assert 0.0 < metrics["codebook_usage"] <= 1.0
+
+
+@pytest.mark.parametrize("path", GENERATOR_PRESETS, ids=GEN_IDS)
 def test_guidance_scale_one_is_the_conditional_output(path):
     model = make_model(path)
     perturb(model)

@@ -1,7 +1,9 @@
-"""Denoiser / velocity networks: plain ``f(x_t, t, tokens, mask, cond_channels) -> output`` modules.
+"""Networks: plain modules that a process (a backbone) wraps.
 
-Every network is built with ``(params, *, in_channels, out_channels, cond_dim, cond_channels)`` and its
-forward takes x_t (B, C, T), t (B,) in [0, 1], tokens (B, L, D), mask (B, L) bool and optional cond_channels
-(B, Cc, T) that are concatenated to x_t. What the output means (ε, v, velocity, logits) is the process's
-business, not the network's.
+Every network is built with ``(params, *, in_channels, out_channels, cond_dim, cond_channels)``. Denoisers and
+velocity networks (``unet1d``, ``dit1d``) and the masked-token transformer (``token_transformer``, x_t = (B, N)
+ids) are ``f(x_t, t, tokens, mask, cond_channels) -> output``, with t (B,) in [0, 1], tokens (B, L, D), mask
+(B, L) bool and optional cond_channels (B, Cc, T) concatenated to x_t. Autoencoder networks
+(``conv1d_autoencoder``) expose ``encode``/``decode`` instead. What the output means (ε, v, velocity, logits,
+Gaussian moments, vectors to quantise) is the process's business, not the network's.
 """

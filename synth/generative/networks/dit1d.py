@@ -10,7 +10,6 @@ vector.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -18,21 +17,12 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from synth.generative.networks.layers import Attention, TimeEmbedding
+from synth.generative.networks.layers import Attention, TimeEmbedding, sincos_positions
 from synth.registry import register
 
 
 def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return x * (1 + scale[:, None]) + shift[:, None]  # x (B, N, D), shift/scale (B, D)
-
-
-def _positions(n: int, dim: int, device: torch.device) -> Tensor:
-    pos = torch.arange(n, device=device, dtype=torch.float32)[:, None]  # (N, 1)
-    freqs = torch.exp(-math.log(10_000.0) * torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim)
-    emb = torch.zeros(n, dim, device=device)
-    emb[:, 0::2] = torch.sin(pos * freqs)
-    emb[:, 1::2] = torch.cos(pos * freqs)[:, : dim // 2]
-    return emb  # (N, D)
 
 
 class DiTBlock(nn.Module):
@@ -109,7 +99,7 @@ class DiT1D(nn.Module):
             x_t = torch.cat([x_t, cond_channels], dim=1)  # (B, C + Cc, T)
         x = F.pad(x_t, (0, (-length) % self.patch_size))  # (B, C_in, N*p)
         x = rearrange(x, "b c (n p) -> b n (p c)", p=self.patch_size)  # (B, N, p*C_in)
-        x = self.embed(x) + _positions(x.shape[1], self.embed.out_features, x.device)  # (B, N, D)
+        x = self.embed(x) + sincos_positions(x.shape[1], self.embed.out_features, x.device)  # (B, N, D)
         weights = mask.to(tokens.dtype)[..., None]  # (B, L, 1)
         pooled = (tokens * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, D_cond)
         c = self.time(t) + self.pool(pooled)  # (B, D)

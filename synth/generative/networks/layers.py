@@ -1,4 +1,5 @@
-"""Layers shared by the 1D networks: time embedding and masked (cross-)attention through torch SDPA.
+"""Layers shared by the networks: time embedding, sinusoidal positions, a FiLM residual block and masked
+(cross-)attention through torch SDPA.
 
 On CUDA, :func:`torch.nn.functional.scaled_dot_product_attention` dispatches to FlashAttention or the
 memory-efficient kernel by itself, so no separate xformers path is needed for speed.
@@ -14,6 +15,13 @@ from einops import rearrange
 from torch import Tensor, nn
 
 
+def zero_module(module: nn.Module) -> nn.Module:
+    """Zero every parameter of ``module``: a residual branch that starts as the identity."""
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
     """Sinusoidal features of ``t`` (B,) in [0, 1] → (B, dim); ``t`` is scaled by 1000 so that the frequencies
     resolve 1000 discrete diffusion steps (Vaswani et al. 2017, as used by DDPM/DiT)."""
@@ -22,6 +30,16 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
     args = 1000.0 * t.float()[:, None] * freqs[None]  # (B, half)
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, 2*half)
     return F.pad(emb, (0, dim % 2))
+
+
+def sincos_positions(n: int, dim: int, device: torch.device) -> Tensor:
+    """(n, dim) sinusoidal position features (Vaswani et al. 2017, §3.5) of positions 0 … n-1."""
+    pos = torch.arange(n, device=device, dtype=torch.float32)[:, None]  # (N, 1)
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim)
+    emb = torch.zeros(n, dim, device=device)
+    emb[:, 0::2] = torch.sin(pos * freqs)
+    emb[:, 1::2] = torch.cos(pos * freqs)[:, : dim // 2]
+    return emb  # (N, D)
 
 
 class TimeEmbedding(nn.Module):
@@ -70,3 +88,31 @@ class Attention(nn.Module):
         k, v = rearrange(self.to_kv(context), "b s (two h d) -> two b h s d", two=2, h=self.num_heads)
         out = masked_attention(q, k, v, mask)  # (B, H, L, d)
         return self.out(rearrange(out, "b h l d -> b l (h d)"))  # (B, L, D)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv residual block whose second norm is scaled and shifted by an embedding (FiLM).
+
+    x (B, in_ch, T), emb (B, emb_dim) → (B, out_ch, T). The DDPM block (Ho et al. 2020, App. B) with the time
+    embedding generalised to any vector (time, pooled condition tokens); the last conv starts at zero.
+    """
+
+    def __init__(
+        self, in_ch: int, out_ch: int, time_dim: int, groups: int, dropout: float, kernel_size: int = 3
+    ):
+        super().__init__()
+        pad = kernel_size // 2
+        self.norm1 = nn.GroupNorm(groups, in_ch)
+        self.conv1 = nn.Conv1d(in_ch, out_ch, kernel_size, padding=pad)
+        self.time = nn.Linear(time_dim, 2 * out_ch)
+        self.norm2 = nn.GroupNorm(groups, out_ch)
+        self.drop = nn.Dropout(dropout)
+        self.conv2 = zero_module(nn.Conv1d(out_ch, out_ch, kernel_size, padding=pad))
+        self.skip = nn.Conv1d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: Tensor, temb: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))  # (B, out, T)
+        scale, shift = rearrange(self.time(F.silu(temb)), "b (two c) -> two b c 1", two=2)  # 2 × (B, out, 1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.drop(F.silu(h)))  # (B, out, T)
+        return self.skip(x) + h

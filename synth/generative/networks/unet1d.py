@@ -15,33 +15,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from synth.generative.networks.layers import Attention, TimeEmbedding
+from synth.generative.networks.layers import Attention, ResBlock, TimeEmbedding, zero_module
 from synth.registry import register
-
-
-def _zero(module: nn.Module) -> nn.Module:
-    for p in module.parameters():
-        nn.init.zeros_(p)
-    return module
-
-
-class ResBlock(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int, time_dim: int, groups: int, dropout: float):
-        super().__init__()
-        self.norm1 = nn.GroupNorm(groups, in_ch)
-        self.conv1 = nn.Conv1d(in_ch, out_ch, 3, padding=1)
-        self.time = nn.Linear(time_dim, 2 * out_ch)
-        self.norm2 = nn.GroupNorm(groups, out_ch)
-        self.drop = nn.Dropout(dropout)
-        self.conv2 = _zero(nn.Conv1d(out_ch, out_ch, 3, padding=1))
-        self.skip = nn.Conv1d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
-
-    def forward(self, x: Tensor, temb: Tensor) -> Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))  # (B, out, T)
-        scale, shift = rearrange(self.time(F.silu(temb)), "b (two c) -> two b c 1", two=2)  # 2 × (B, out, 1)
-        h = self.norm2(h) * (1 + scale) + shift
-        h = self.conv2(self.drop(F.silu(h)))  # (B, out, T)
-        return self.skip(x) + h
 
 
 class TransformerBlock(nn.Module):
@@ -139,7 +114,9 @@ class UNet1D(nn.Module):
             if level > 0:
                 self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
         self.head = nn.Sequential(
-            nn.GroupNorm(cfg.norm_groups, ch), nn.SiLU(), _zero(nn.Conv1d(ch, out_channels, 3, padding=1))
+            nn.GroupNorm(cfg.norm_groups, ch),
+            nn.SiLU(),
+            zero_module(nn.Conv1d(ch, out_channels, 3, padding=1)),
         )
         self.multiple = 2 ** (len(chs) - 1)
 

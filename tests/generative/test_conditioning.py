@@ -140,3 +140,24 @@ def test_text_adapter_with_the_real_offline_minilm(level, length):
     assert out.tokens.shape == (3, length, D) and not bool(out.mask[1].any()) and bool(out.mask[0].any())
     # the frozen encoder is not part of the module: only the projection is trained and exported
     assert set(adapter.state_dict()) == {"proj.0.weight", "proj.0.bias", "proj.1.weight", "proj.1.bias"}
+
+
+def test_attention_backend_is_checked_and_xformers_is_optional(monkeypatch):
+    """SDPA by default; an unknown backend or xformers without CUDA fails with a clear error, not deep inside."""
+    import torch
+
+    from synth.errors import SynthError
+    from synth.generative.networks.layers import attention_backend, masked_attention
+
+    q = k = v = torch.randn(2, 2, 5, 4)
+    mask = torch.tensor([[True, True, False, False, True], [False] * 5])
+    monkeypatch.delenv("SYNTH_ATTENTION", raising=False)
+    assert attention_backend() == "sdpa"
+    out = masked_attention(q, k, v, mask)
+    assert torch.isfinite(out).all() and torch.equal(out[1], torch.zeros_like(out[1]))
+    monkeypatch.setenv("SYNTH_ATTENTION", "flash3")
+    with pytest.raises(SynthError, match="not an attention backend"):
+        masked_attention(q, k, v, mask)
+    monkeypatch.setenv("SYNTH_ATTENTION", "xformers")
+    with pytest.raises(SynthError, match="xformers"):  # not installed here, or installed but no CUDA
+        masked_attention(q, k, v, mask)

@@ -2,17 +2,23 @@
 (cross-)attention through torch SDPA.
 
 On CUDA, :func:`torch.nn.functional.scaled_dot_product_attention` dispatches to FlashAttention or the
-memory-efficient kernel by itself, so no separate xformers path is needed for speed.
+memory-efficient kernel by itself, so SDPA is the default everywhere. ``SYNTH_ATTENTION=xformers`` switches to
+xformers' ``memory_efficient_attention`` on CUDA (the optional ``gpu`` extra), for setups where it is faster or
+where the torch build lacks the fused kernels. It is a run-time choice, not part of a model's config, so an export
+loads the same whichever backend trained it.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+
+from synth.errors import SynthError
 
 
 def zero_module(module: nn.Module) -> nn.Module:
@@ -54,6 +60,38 @@ class TimeEmbedding(nn.Module):
         return self.mlp(timestep_embedding(t, self.dim))  # (B, dim)
 
 
+ATTENTION_BACKENDS: tuple[str, ...] = ("sdpa", "xformers")
+
+
+def attention_backend() -> str:
+    """The backend named by ``SYNTH_ATTENTION`` (default ``sdpa``)."""
+    name = os.environ.get("SYNTH_ATTENTION", "sdpa").strip().lower()
+    if name not in ATTENTION_BACKENDS:
+        raise SynthError(f"SYNTH_ATTENTION={name!r} is not an attention backend",
+                         hint=f"use one of {', '.join(ATTENTION_BACKENDS)}")
+    return name
+
+
+def _xformers_attention(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None) -> Tensor:
+    """xformers' memory-efficient attention; same shapes and masking rule as :func:`masked_attention`."""
+    try:
+        import xformers.ops as xops
+    except ImportError as err:
+        raise SynthError("SYNTH_ATTENTION=xformers but xformers is not installed",
+                         hint="pip install -e '.[gpu]' on a CUDA machine, or unset SYNTH_ATTENTION") from err
+    if q.device.type != "cuda":
+        raise SynthError("xformers attention runs on CUDA only", hint="unset SYNTH_ATTENTION on CPU")
+    q_, k_, v_ = (rearrange(t, "b h l d -> b l h d") for t in (q, k, v))  # xformers layout (B, L, H, d)
+    bias = None
+    if key_mask is not None:
+        b, h, lq, lk = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
+        # The kernels need the bias rows 8-aligned in memory: allocate a wider tensor and slice it.
+        full = torch.zeros(b, h, lq, 8 * ((lk + 7) // 8), device=q.device, dtype=q.dtype)[..., :lk]
+        bias = full.masked_fill(~key_mask[:, None, None, :], torch.finfo(q.dtype).min)  # (B, H, Lq, Lk)
+    out = xops.memory_efficient_attention(q_, k_, v_, attn_bias=bias)  # (B, Lq, H, d)
+    return rearrange(out, "b l h d -> b h l d")
+
+
 def masked_attention(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None = None) -> Tensor:
     """SDPA with a key-padding mask.
 
@@ -61,11 +99,15 @@ def masked_attention(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None = 
     would give NaN inside SDPA; it attends to everything instead and its output is set to zero, so a sample
     without any visible condition token gets no cross-attention update (and no NaN gradients).
     """
+    xformers = attention_backend() == "xformers"
     if key_mask is None:
-        return F.scaled_dot_product_attention(q, k, v)
+        return _xformers_attention(q, k, v, None) if xformers else F.scaled_dot_product_attention(q, k, v)
     any_key = key_mask.any(dim=-1)  # (B,)
     safe_mask = key_mask | ~any_key[:, None]  # (B, Lk)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe_mask[:, None, None, :])  # (B, H, Lq, d)
+    if xformers:
+        out = _xformers_attention(q, k, v, safe_mask)  # (B, H, Lq, d)
+    else:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe_mask[:, None, None, :])  # (B, H, Lq, d)
     return out * any_key[:, None, None, None].to(out.dtype)
 
 

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 from synth import __version__
 from synth.errors import DataError, OutputExistsError, SynthError
-from synth.io_utils import current_umask
+from synth.io_utils import staged_folder
 
 EXIT_USER_ERROR = 2
 
@@ -170,20 +167,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from synth.demo import run_demo
 
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise OutputExistsError("demo output folder already exists", path=out,
-                                hint="remove it, choose another --out, or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     start = time.perf_counter()
-    try:
+    with staged_folder(out, overwrite=args.overwrite) as staging:
         run_demo(staging, seed=args.seed)
-        if out.exists():
-            shutil.rmtree(out)
-        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700
-        staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     print(f"demo written to {out}/ in {time.perf_counter() - start:.1f} s (see {out}/summary.md)")
     return 0
 
@@ -265,16 +251,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise DataError(f"--n must be at least 1, got {args.n}")
     out = Path(args.out)
-    if out.exists() and not args.force:
+    if out.exists() and not args.force:  # refused before the model is loaded
         raise OutputExistsError("output folder already exists", path=out, hint="choose another --out or pass --force")
     model = load_pretrained(args.checkpoint)
     cond, meta = _sample_condition(model, args)
     signal = model.cfg.signal
     leads = _output_leads(signal.channels)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     rows = []
-    try:
+    with staged_folder(out, overwrite=args.force) as staging:
         done = 0
         with tqdm(total=args.n, desc="sampling", unit="ECG", disable=args.n <= args.batch_size) as bar:
             for chunk, start in enumerate(range(0, args.n, args.batch_size)):
@@ -299,12 +283,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        if out.exists():
-            shutil.rmtree(out)
-        os.chmod(staging, 0o777 & ~current_umask())
-        staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     print(f"wrote {args.n} records to {out}/ (metadata.csv lists prompt, seed and checkpoint of each)")
     return 0
 

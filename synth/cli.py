@@ -191,16 +191,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _output_leads(channels: int) -> tuple[str, ...]:
-    from synth.data.leads import LEADS_8, LEADS_12
-
-    by_count = {12: LEADS_12, 8: LEADS_8, 1: ("II",)}
-    if channels not in by_count:
-        raise DataError(f"cannot name the {channels} channels this model generates",
-                        hint="models generate 12 leads (canonical order), 8 (I, II, V1-V6) or 1 (II)")
-    return by_count[channels]
-
-
 def _sample_condition(model, args: argparse.Namespace) -> tuple[dict, dict]:
     """The ``cond`` dict for ``model`` from the command-line options, and the same as plain metadata."""
     import torch
@@ -244,6 +234,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from synth.checkpoint import load_pretrained
+    from synth.data.leads import leads_for_channels
     from synth.data.plot import plot_ecg
     from synth.data.record import Record
     from synth.data.writers import write_record
@@ -256,7 +247,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     model = load_pretrained(args.checkpoint)
     cond, meta = _sample_condition(model, args)
     signal = model.cfg.signal
-    leads = _output_leads(signal.channels)
+    leads = leads_for_channels(signal.channels)
     rows = []
     with staged_folder(out, overwrite=args.force) as staging:
         done = 0
@@ -284,6 +275,41 @@ def cmd_sample(args: argparse.Namespace) -> int:
             writer.writeheader()
             writer.writerows(rows)
     print(f"wrote {args.n} records to {out}/ (metadata.csv lists prompt, seed and checkpoint of each)")
+    return 0
+
+
+# -- bench ---------------------------------------------------------------------------------------------------------
+def _bench_common(args: argparse.Namespace) -> dict:
+    from evaluation.bench import default_data_root
+
+    return {"data_root": Path(args.data) if args.data else default_data_root(), "split": args.split, "n": args.n,
+            "seed": args.seed, "out_dir": Path(args.out), "force": args.force,
+            "cache_dir": None if args.cache_dir in ("", "none") else args.cache_dir, "batch_size": args.batch_size,
+            "steps": args.steps, "n_boot": args.n_boot, "progress": not args.quiet}
+
+
+def cmd_bench_fidelity(args: argparse.Namespace) -> int:
+    from evaluation.bench import run_fidelity
+
+    report = run_fidelity(args.generator, features=args.features, **_bench_common(args))
+    for name, g in report["generators"].items():
+        fd = g["fd"]
+        print(f"{name:<24} FD {fd['fd']['estimate']:.4g} [{fd['fd']['low']:.4g}, {fd['fd']['high']:.4g}]  floor "
+              f"{fd['fd_floor']['estimate']:.4g} [{fd['fd_floor']['low']:.4g}, {fd['fd_floor']['high']:.4g}]  "
+              f"ratio {fd['ratio']:.3g}")
+    print(f"report written to {args.out}/report.md ({report['wall_s']:.0f} s)")
+    return 0
+
+
+def cmd_bench_reconstruct(args: argparse.Namespace) -> int:
+    from evaluation.bench import run_reconstruct
+
+    report = run_reconstruct(args.generator, leads=args.leads, **_bench_common(args))
+    for name, g in report["generators"].items():
+        m = g["mean"]
+        print(f"{name:<24} mean over {len(g['per_lead'])} leads: r {m['pearson_r']:.3f}, RMSE {m['rmse_mv']:.4f} mV, "
+              f"MAE {m['mae_mv']:.4f} mV")
+    print(f"report written to {args.out}/report.md ({report['wall_s']:.0f} s)")
     return 0
 
 
@@ -365,6 +391,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="score generators and baselines with the evaluation protocol")
+    bsub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND")
+    for name, helptext in (
+        ("fidelity", "FD with its floor, precision/recall, memorisation and physiology per generator"),
+        ("reconstruct", "per-lead MAE/RMSE/r of reconstructed leads from the given ones"),
+    ):
+        p = bsub.add_parser(name, help=helptext)
+        p.add_argument("--generator", action="append", required=True, metavar="CHECKPOINT|baseline:NAME",
+                       help="repeatable; baselines: " + ("real-train, ecgsyn, nearest" if name == "fidelity" else "linear"))
+        if name == "reconstruct":
+            p.add_argument("--leads", required=True, help="given leads, e.g. II,V1,V5 (or 3lead, 1lead:I)")
+        else:
+            p.add_argument("--features", help="feature-extractor folder (default checkpoints/ecg_classifier_ptbxl if "
+                                              "present, else raw-signal PCA features)")
+        p.add_argument("--data", help="PTB-XL folder (default ../shared/data/ptbxl if present, else the shipped sample)")
+        p.add_argument("--split", default="test", choices=("test", "val"), help="records scored (default test)")
+        p.add_argument("--n", type=int, default=500, help="records per set (default 500)")
+        p.add_argument("--out", required=True, help="output folder (must not exist unless --force)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (default 200)")
+        p.add_argument("--cache-dir", default=".cache/ptbxl", help="signal cache folder ('none' to disable)")
+        p.add_argument("--batch-size", type=int, default=64, help="checkpoint sampling batch size")
+        p.add_argument("--steps", type=int, help="sampler steps for checkpoints (default: the model's)")
+        p.add_argument("--force", action="store_true", help="replace an existing output folder")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.set_defaults(func=cmd_bench_fidelity if name == "fidelity" else cmd_bench_reconstruct)
     return parser
 
 

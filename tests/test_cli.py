@@ -172,15 +172,17 @@ def tiny_export(tmp_path_factory):
     os.chdir(REPO)  # the preset names its model and data relative to the repository root
     try:
         code = main(["train", "configs/train/tiny.yaml", f"out_dir={out}", "steps=4", "ckpt_every=2",
-                     "val_every=2", "log_every=2"])
+                     "val_every=2", "log_every=2", "sample_every=2"])
     finally:
         os.chdir(cwd)
     assert code == 0
     return out / "model"
 
 
-def test_train_exports_a_loadable_model(tiny_export):
+def test_train_exports_a_loadable_model_and_plots_samples(tiny_export):
     assert (tiny_export / "config.json").exists() and (tiny_export / "model.safetensors").exists()
+    plots = sorted(p.name for p in (tiny_export.parent / "samples").glob("step-*.png"))
+    assert plots == ["step-00000002.png", "step-00000004.png"]
 
 
 def test_sample_writes_records_deterministically(tiny_export, tmp_path, capsys):

@@ -80,3 +80,12 @@ def sort_leads(names: Iterable[str]) -> tuple[str, ...]:
     """Order names canonically: the 12 ECG leads first in their order, then other channels in theirs."""
     order = {n: i for i, n in enumerate(LEADS_12 + OTHER_CHANNELS)}
     return tuple(sorted(names, key=lambda n: order.get(n, len(order))))
+
+
+def leads_for_channels(channels: int) -> tuple[str, ...]:
+    """Lead names of a generated signal with ``channels`` rows: 12 (canonical order), 8 (I, II, V1-V6) or 1 (II)."""
+    by_count = {12: LEADS_12, 8: LEADS_8, 1: ("II",)}
+    if channels not in by_count:
+        raise DataError(f"cannot name the {channels} channels of this signal",
+                        hint="models generate 12 leads (canonical order), 8 (I, II, V1-V6) or 1 (II)")
+    return by_count[channels]

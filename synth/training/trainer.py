@@ -482,6 +482,25 @@ def build_datasets(cfg: TrainConfig, model: nn.Module, config_file: Path) -> tup
     return train, val
 
 
+def plot_samples(model: nn.Module, step: int, out_dir: Path) -> None:
+    """Default sample hook: one unconditional sample (seed 0, EMA weights) on ECG paper, ``step-NNNNNNNN.png``.
+
+    Models that do not generate (tokenizers) are skipped; the seed is fixed so the plots show training progress
+    rather than sampling noise.
+    """
+    from synth.data.leads import leads_for_channels
+    from synth.data.plot import plot_ecg
+    from synth.data.record import Record
+
+    signal = getattr(getattr(model, "cfg", None), "signal", None)
+    if not getattr(model, "generates", True) or signal is None:
+        return
+    x = model.sample({}, 1, generator=torch.Generator().manual_seed(0))  # (1, C, T) mV
+    record = Record(x[0].detach().cpu().numpy(), signal.fs_hz, leads_for_channels(signal.channels))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_ecg(record, out_dir / f"step-{step:08d}.png", title=f"unconditional sample at step {step}")
+
+
 def train_from_config(cfg_path: str | os.PathLike, overrides: Mapping[str, Any] | Sequence[str] | None = None, *,
                       model_factory: Callable[[TrainConfig], nn.Module] | None = None,
                       datasets: tuple[Dataset, Dataset | None] | None = None,
@@ -501,4 +520,4 @@ def train_from_config(cfg_path: str | os.PathLike, overrides: Mapping[str, Any] 
     set_seed(cfg.seed)  # the initial weights: identical on every process and every (re)start
     model = model_factory(cfg) if model_factory is not None else build_registry_model(cfg, cfg_path)
     train, val = datasets if datasets is not None else build_datasets(cfg, model, cfg_path)
-    return Trainer(model, cfg, train, val, on_sample=on_sample).fit()
+    return Trainer(model, cfg, train, val, on_sample=on_sample or plot_samples).fit()

@@ -191,90 +191,96 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sample_condition(model, args: argparse.Namespace) -> tuple[dict, dict]:
-    """The ``cond`` dict for ``model`` from the command-line options, and the same as plain metadata."""
-    import torch
+def _prompt_from_args(args: argparse.Namespace):
+    from synth.tasks.generate import Prompt, parse_labels
 
-    from synth.conditioning.labels import LabelsAdapter
-
-    accepted = set(model.conditioning.keys)
-    given = {"report": args.report, "labels": args.labels, "age": args.age, "sex": args.sex, "heart_rate": args.hr}
-    given = {k: v for k, v in given.items() if v is not None}
-    unknown = sorted(set(given) - accepted)
-    if unknown:
-        raise DataError(f"this model takes no {', '.join(unknown)}",
-                        hint=f"it is conditioned on: {', '.join(sorted(accepted)) or 'nothing (unconditional)'}")
-    cond: dict = {}
-    if "report" in given:
-        if len(args.report) > 2000:
-            raise DataError(f"report of {len(args.report)} characters is too long", hint="keep it under 2000")
-        cond["report"] = [args.report]
-    if "labels" in given:
-        adapter = next(a for a in model.conditioning.adapters.values() if isinstance(a, LabelsAdapter))
-        names = [n.strip() for n in args.labels.split(",") if n.strip()]
-        try:
-            cond["labels"] = adapter.multi_hot([names])
-        except ValueError as err:
-            raise DataError(str(err)) from err
-    if "age" in given:
-        if not 0 <= args.age <= 120:
-            raise DataError(f"age {args.age} is outside 0-120 years")
-        cond["age"] = torch.tensor([float(args.age)])
-    if "sex" in given:
-        cond["sex"] = torch.tensor([{"M": 0.0, "F": 1.0}[args.sex]])
-    if "heart_rate" in given:
-        if not 20 <= args.hr <= 300:
-            raise DataError(f"heart rate {args.hr} bpm is outside 20-300")
-        cond["heart_rate"] = torch.tensor([float(args.hr)])
-    return cond, {k: (",".join(v) if isinstance(v, list) else v) for k, v in given.items()}
+    prompt = Prompt(report=args.report, labels=parse_labels(args.labels), age=args.age, sex=args.sex, hr=args.hr,
+                    n=args.n, seed=args.seed)
+    prompt.check()
+    return prompt
 
 
-def cmd_sample(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm.auto import tqdm
+def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | None, *, name: str, prefix: str,
+                     fs_hz: float | None = None) -> int:
+    """Load the model, check every prompt against it, and write all records into a staged ``--out``."""
+    from synth.tasks.common import load_task_model
+    from synth.tasks.generate import write_generated
 
-    from synth.checkpoint import load_pretrained
-    from synth.data.leads import leads_for_channels
-    from synth.data.plot import plot_ecg
-    from synth.data.record import Record
-    from synth.data.writers import write_record
-
-    if args.n < 1:
-        raise DataError(f"--n must be at least 1, got {args.n}")
     out = Path(args.out)
     if out.exists() and not args.force:  # refused before the model is loaded
         raise OutputExistsError("output folder already exists", path=out, hint="choose another --out or pass --force")
-    model = load_pretrained(args.checkpoint)
-    cond, meta = _sample_condition(model, args)
-    signal = model.cfg.signal
-    leads = leads_for_channels(signal.channels)
-    rows = []
+    model, folder = load_task_model(checkpoint, name)
     with staged_folder(out, overwrite=args.force) as staging:
-        done = 0
-        with tqdm(total=args.n, desc="sampling", unit="ECG", disable=args.n <= args.batch_size) as bar:
-            for chunk, start in enumerate(range(0, args.n, args.batch_size)):
-                n = min(args.batch_size, args.n - start)
-                generator = torch.Generator().manual_seed(args.seed + chunk)  # same --seed, same records
-                x = model.sample(cond, n, steps=args.steps, guidance_scale=args.guidance_scale, generator=generator)
-                for i in range(n):
-                    name = f"sample_{done:05d}"
-                    info = {**meta, "seed": args.seed, "chunk": chunk, "steps": args.steps,
-                            "guidance_scale": args.guidance_scale, "checkpoint": str(args.checkpoint)}
-                    rec = Record(x[i].numpy(), signal.fs_hz, leads, metadata=info)
-                    suffix = {"wfdb": "", "npz": ".npz", "csv": ".csv"}[args.format]
-                    write_record(rec, staging / f"{name}{suffix}", args.format)
-                    if args.plot and done < args.plot:
-                        plot_ecg(rec, staging / f"{name}.png", title=f"{name} ({Path(args.checkpoint).name})")
-                    rows.append({"record": name, **info})
-                    done += 1
-                bar.update(n)
-        import csv
+        rows = write_generated(model, prompts, staging, checkpoint=str(folder), steps=args.steps,
+                               guidance_scale=args.guidance_scale, batch_size=args.batch_size, fs_hz=fs_hz,
+                               fmt=args.format, plot=args.plot, prefix=prefix)
+    print(f"wrote {len(rows)} records to {out}/ (metadata.csv lists prompt, seed and checkpoint of each)")
+    return 0
 
-        with open(staging / "metadata.csv", "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    print(f"wrote {args.n} records to {out}/ (metadata.csv lists prompt, seed and checkpoint of each)")
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    return _write_generated(args, [_prompt_from_args(args)], args.checkpoint, name="sample", prefix="sample")
+
+
+# -- tasks ---------------------------------------------------------------------------------------------------------
+def cmd_generate(args: argparse.Namespace) -> int:
+    from synth.tasks.generate import read_prompts
+
+    if args.fs is not None and not args.fs > 0:
+        raise DataError(f"--fs must be positive, got {args.fs}")
+    if args.prompts:
+        given = [o for o, v in (("--report", args.report), ("--labels", args.labels), ("--age", args.age),
+                                ("--sex", args.sex), ("--hr", args.hr)) if v is not None]
+        if given:
+            raise DataError(f"--prompts and {', '.join(given)} both given",
+                            hint="put the attributes in the prompts file's columns")
+        if args.n < 1:
+            raise DataError(f"--n must be at least 1, got {args.n}")
+        prompts = read_prompts(args.prompts, default_n=args.n, default_seed=args.seed)
+    else:
+        prompts = [_prompt_from_args(args)]
+    return _write_generated(args, prompts, args.checkpoint, name="report2ecg", prefix="ecg", fs_hz=args.fs)
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from synth.data.leads import parse_lead_set
+    from synth.tasks.common import load_task_model
+    from synth.tasks.reconstruct import check_leads, reconstruct, write_reconstruction
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise OutputExistsError("output folder already exists", path=out, hint="choose another --out or pass --force")
+    if args.samples < 1:
+        raise DataError(f"--samples must be at least 1, got {args.samples}")
+    record = _read(args, Path(args.input))
+    given = check_leads(record, parse_lead_set(args.leads))  # before the model is loaded
+    model, folder = load_task_model(args.checkpoint, "reconstruct", required_keys=("leads", "lead_mask"))
+    result = reconstruct(model, record, given, num_samples=args.samples, steps=args.steps, seed=args.seed)
+    with staged_folder(out, overwrite=args.force) as staging:
+        written = write_reconstruction(result, record, staging, fmt=args.format, checkpoint=str(folder))
+    print(f"reconstructed 12 leads from {', '.join(given)}: {len(written)} files in {out}/ (leads.csv per lead)")
+    return 0
+
+
+def cmd_ppg2ecg(args: argparse.Namespace) -> int:
+    from synth.data.leads import parse_lead_set
+    from synth.tasks.common import load_task_model
+    from synth.tasks.ppg2ecg import ppg_to_ecg, read_ppg, write_ppg2ecg
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise OutputExistsError("output folder already exists", path=out, hint="choose another --out or pass --force")
+    if args.samples < 1:
+        raise DataError(f"--samples must be at least 1, got {args.samples}")
+    record = read_ppg(args.input, column=args.ppg_column, fs_hz=args.in_fs,
+                      leads=parse_lead_set(args.in_leads) if args.in_leads else None, nan_policy=args.nan)
+    if args.start or args.duration:
+        record = record.crop(args.start, args.duration)
+    model, folder = load_task_model(args.checkpoint, "ppg2ecg", required_keys=("ppg",))
+    result = ppg_to_ecg(model, record, num_samples=args.samples, steps=args.steps, seed=args.seed)
+    with staged_folder(out, overwrite=args.force) as staging:
+        written = write_ppg2ecg(result, record, staging, fmt=args.format, checkpoint=str(folder))
+    print(f"generated ECG lead II from {record.duration_s:.1f} s of PPG: {len(written)} files in {out}/")
     return 0
 
 
@@ -385,6 +391,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=int, default=1, metavar="K", help="plot the first K records (default 1; 0 = none)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("generate", help="report / labels / age / sex / HR → 12-lead ECG records (report2ecg)")
+    p.add_argument("--report", help="free-text report, English or German (at most 2000 characters)")
+    p.add_argument("--labels", help="comma-separated superclasses: NORM, MI, STTC, CD, HYP")
+    p.add_argument("--age", type=float, help="years")
+    p.add_argument("--sex", choices=("M", "F"))
+    p.add_argument("--hr", type=float, help="heart rate (bpm)")
+    p.add_argument("--prompts", metavar="FILE.csv",
+                   help="batch form: one prompt per row, columns report, labels, age, sex, hr, n, seed (all optional; "
+                        "n defaults to --n, seed to --seed + 100000 x row index)")
+    p.add_argument("--n", type=int, default=8, help="records per prompt (default 8)")
+    p.add_argument("--out", required=True, help="output folder (must not exist unless --force)")
+    p.add_argument("--checkpoint", help="export folder (default: the shipped checkpoints/report2ecg)")
+    p.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
+    p.add_argument("--guidance-scale", type=float, default=1.0, help="classifier-free guidance (1 = none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--fs", type=float, help="output rate in Hz, e.g. 500: the model generates at its own rate "
+                                            "(100 Hz) and the records are polyphase-resampled to this one "
+                                            "(metadata.csv says so); default: the model's rate")
+    p.add_argument("--format", choices=("wfdb", "npz", "csv"), default="wfdb")
+    p.add_argument("--plot", type=int, default=1, metavar="K", help="plot the first K records (default 1; 0 = none)")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("reconstruct", help="any subset of leads of a record → all 12 leads")
+    p.add_argument("input", help="record: WFDB, CSV, NPZ, NPY (any rate and length)")
+    p.add_argument("--leads", required=True, help="the leads to reconstruct from, e.g. II,V1,V5 (or 3lead, 1lead:II)")
+    p.add_argument("--out", required=True, help="output folder (must not exist unless --force)")
+    p.add_argument("--samples", type=int, default=1, metavar="K",
+                   help="draws per window; K > 1 writes the mean, its per-sample spread and an uncertainty plot")
+    p.add_argument("--checkpoint", help="export folder (default: the shipped checkpoints/reconstruct)")
+    p.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=("wfdb", "npz", "csv"), default="wfdb")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    _add_read_options(p)
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("ppg2ecg", help="PPG (BIDMC CSV/WFDB, or any CSV/NPY with its rate) → ECG lead II")
+    p.add_argument("input", help="record with a PPG/PLETH channel, or a CSV/NPY (declare the rate with --in-fs)")
+    p.add_argument("--out", required=True, help="output folder (must not exist unless --force)")
+    p.add_argument("--ppg-column", help="name of the PPG column of a CSV whose headers are not lead names")
+    p.add_argument("--start", type=float, default=0.0, help="start of the segment used (s)")
+    p.add_argument("--duration", type=float, help="length of the segment used (s; default: to the end)")
+    p.add_argument("--samples", type=int, default=1, metavar="K", help="draws per window; K > 1 also writes the spread")
+    p.add_argument("--checkpoint", help="export folder (default: the shipped checkpoints/ppg2ecg)")
+    p.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=("wfdb", "npz", "csv"), default="wfdb")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    _add_read_options(p)
+    p.set_defaults(func=cmd_ppg2ecg)
 
     p = sub.add_parser("demo", help="run the offline demo on the shipped sample into a folder")
     p.add_argument("--out", default="synth-demo", help="output folder (default: ./synth-demo)")

@@ -1,89 +1,196 @@
-"""``synth demo``: an offline tour on the shipped real sample, written into one folder with ``summary.md``.
+"""``synth demo``: the three tasks, offline, on the real sample shipped in the package, into one folder.
 
-What it shows today is the data layer: reading the PTB-XL and BIDMC samples, clinical plots, WFDB/NPZ/CSV export
-with a read-back check, and resampling checked against PTB-XL's native 500 Hz recording of the same ECG.
+1. Report → 12-lead: a few English and German reports with a requested heart rate; the heart rate of each generated
+   record is measured (Pan-Tompkins) and compared with the request.
+2. Reconstruction: a PTB-XL test-fold (fold 10) record from 3 leads (II, V1, V5) and from 1 lead (II); per-lead RMSE
+   and Pearson r of the missing leads against the record's own leads, overlays with the truth.
+3. PPG → ECG: 30 s of a BIDMC test subject's PPG; r and RMSE (z-scored: BIDMC's ECG is in arbitrary units) and the
+   heart-rate error against the subject's real lead II.
+
+The three shipped checkpoints (``checkpoints/report2ecg``, ``reconstruct``, ``ppg2ecg``, or ``$SYNTH_CHECKPOINTS``)
+are all required: a missing one stops the demo with an error naming its folder, before any output is written.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 
 from synth.data.bidmc import BIDMC
-from synth.data.plot import plot_ecg, plot_ppg_ecg
+from synth.data.leads import LEADS_12, leads_for_channels
+from synth.data.plot import plot_ecg
 from synth.data.ptbxl import PTBXL
-from synth.data.readers import read_record
+from synth.data.record import Record
 from synth.data.sample import sample_bidmc_root, sample_ptbxl_root
-from synth.data.transforms import resample_record
 from synth.data.writers import write_record
 from synth.io_utils import atomic_write_text
+from synth.tasks.common import TASK_CHECKPOINTS, checkpoint_path, write_table
+
+#: (report, requested heart rate in bpm): English and German, as users will prompt.
+DEMO_PROMPTS: tuple[tuple[str, float], ...] = (
+    ("sinus rhythm, normal ECG", 60.0),
+    ("sinus tachycardia, left ventricular hypertrophy", 110.0),
+    ("Sinusrhythmus, Linkstyp, sonst normales EKG", 75.0),
+    ("Sinusbradykardie, Vorderwandinfarkt", 50.0),
+)
+RECORDS_PER_PROMPT = 2
+GIVEN_SETS: tuple[tuple[str, tuple[str, ...]], ...] = (("3lead", ("II", "V1", "V5")), ("1lead", ("II",)))
+PPG_START_S, PPG_DURATION_S = 30.0, 30.0
 
 
 def _step(message: str) -> None:
     print(f"[demo] {message}", flush=True)
 
 
+def _fmt(x: float, spec: str = ".3f") -> str:
+    return "n/a" if x is None or not np.isfinite(x) else format(x, spec)
+
+
 def run_demo(out: Path, *, seed: int = 0) -> dict:
     """Write the demo into ``out`` (an empty folder) and return the figures it reports."""
+    from synth.checkpoint import load_pretrained
+
+    folders = {name: checkpoint_path(name) for name in TASK_CHECKPOINTS}  # all present, or fail before any work
     out.mkdir(parents=True, exist_ok=True)
-    lines = ["# synth demo", "", "Everything below was computed from the real sample shipped in `synth/assets/sample`",
-             "(PTB-XL and BIDMC, see its ATTRIBUTION.md).", ""]
     figures: dict = {}
+    lines = ["# synth demo", "",
+             "Every input below is real data shipped in `synth/assets/sample` (PTB-XL and BIDMC, see its "
+             "ATTRIBUTION.md); the models are the shipped checkpoints:",
+             "", *[f"- `{name}`: `{folder}`" for name, folder in folders.items()], ""]
 
-    _step("reading the PTB-XL sample")
-    ds100, ds500 = PTBXL(sample_ptbxl_root(), 100), PTBXL(sample_ptbxl_root(), 500)
-    s = ds100.summary()
-    lines += ["## PTB-XL sample", "",
-              f"{s['records']} records at 100 Hz ({s['records_500hz']} also at 500 Hz), {s['patients']} patients, "
-              f"folds {s['folds']}.", f"Superclasses: {s['superclasses']}.", ""]
+    t0 = time.perf_counter()
+    _step("loading the report → 12-lead model")
+    model = load_pretrained(folders["report2ecg"])
+    lines += _demo_generate(model, out / "generate", seed, figures)
+    figures["generate_s"] = time.perf_counter() - t0
 
-    # A test-fold record that also exists at 500 Hz, chosen by the seed among those that carry a diagnosis.
-    test500 = [i for i in ds500.split("test").ecg_ids if ds100.metadata(i)["superclasses"]]
-    ecg_id = test500[np.random.default_rng(seed).integers(len(test500))]
-    rec100, rec500 = ds100.record(ecg_id), ds500.record(ecg_id)
-    meta = rec100.metadata
-    _step(f"plotting ecg_id {ecg_id} ({', '.join(meta['superclasses'])}) at 100 and 500 Hz")
-    plot_ecg(rec100, out / f"ecg_{ecg_id}_100hz.png", title=f"PTB-XL ecg_id {ecg_id}, 100 Hz")
-    plot_ecg(rec500, out / f"ecg_{ecg_id}_500hz.png", title=f"PTB-XL ecg_id {ecg_id}, 500 Hz")
-    lines += [f"## One record: ecg_id {ecg_id}", "",
-              f"Report: *{meta['report']}*; superclasses {meta['superclasses']}, SCP codes {meta['scp_codes']}, "
-              f"age {meta['age']:g}, sex {meta['sex']}, fold {meta['strat_fold']}.", "",
-              f"![100 Hz](ecg_{ecg_id}_100hz.png)", "", f"![500 Hz](ecg_{ecg_id}_500hz.png)", ""]
+    t0 = time.perf_counter()
+    _step("loading the reconstruction model")
+    model = load_pretrained(folders["reconstruct"])
+    lines += _demo_reconstruct(model, out, seed, figures, str(folders["reconstruct"]))
+    figures["reconstruct_s"] = time.perf_counter() - t0
 
-    _step("writing WFDB, NPZ and CSV and reading them back")
-    rows = []
-    for fmt, name in (("wfdb", f"ecg_{ecg_id}"), ("npz", f"ecg_{ecg_id}.npz"), ("csv", f"ecg_{ecg_id}.csv")):
-        written = write_record(rec500, out / "records" / name, fmt)
-        back = read_record(written[0])
-        err = float(np.max(np.abs(back.select(list(rec500.leads)).signal - rec500.signal)))
-        size = sum(f.stat().st_size for f in written)
-        rows.append(f"| {fmt} | {', '.join(f.name for f in written)} | {size / 1024:.0f} KiB | {err * 1000:.2f} µV |")
-        figures[f"roundtrip_max_abs_uV_{fmt}"] = err * 1000
-    lines += ["## Export and read-back (500 Hz record)", "", "| format | files | size | max abs error |",
-              "|---|---|---|---|", *rows, ""]
+    t0 = time.perf_counter()
+    _step("loading the PPG → ECG model")
+    model = load_pretrained(folders["ppg2ecg"])
+    lines += _demo_ppg(model, out / "ppg2ecg", seed, figures, str(folders["ppg2ecg"]))
+    figures["ppg2ecg_s"] = time.perf_counter() - t0
 
-    _step("resampling 100 Hz to 500 Hz and comparing with the native 500 Hz recording")
-    up = resample_record(rec100, 500)
-    r = [float(np.corrcoef(up.signal[i, 50:-50], rec500.signal[i, 50:-50])[0, 1]) for i in range(12)]
-    rmse = float(np.sqrt(np.mean((up.signal[:, 50:-50] - rec500.signal[:, 50:-50]) ** 2)))
-    figures.update(resample_mean_r=float(np.mean(r)), resample_rmse_mV=rmse)
-    plot_ecg(rec500, out / f"ecg_{ecg_id}_resampled_overlay.png", overlay=up,
-             labels=("native 500 Hz", "100 Hz resampled to 500 Hz"), title=f"ecg_id {ecg_id}: resampling check")
-    lines += ["## Resampling check", "",
-              f"Polyphase 100 → 500 Hz vs the native 500 Hz file: mean Pearson r {np.mean(r):.4f} over 12 leads "
-              f"(min {min(r):.4f}), RMSE {rmse * 1000:.1f} µV. The 100 Hz files are PTB-XL's own downsampled "
-              "release, so the residual is the detail above 50 Hz that they no longer hold.", "",
-              f"![overlay](ecg_{ecg_id}_resampled_overlay.png)", ""]
-
-    _step("plotting PPG and ECG from the BIDMC sample")
-    bidmc = BIDMC(sample_bidmc_root())
-    subject = bidmc.split("test")[0]
-    brec = bidmc.record(subject)
-    plot_ppg_ecg(brec, out / f"bidmc_{subject:02d}_ppg_ecg.png", start_s=30.0, duration_s=10.0,
-                 title=f"BIDMC subject {subject} (test split), 30-40 s")
-    lines += ["## PPG and ECG (BIDMC)", "",
-              f"Subject {subject}: channels {list(brec.leads)} at {brec.fs_hz:g} Hz, {brec.duration_s:.0f} s shipped.", "",
-              f"![ppg](bidmc_{subject:02d}_ppg_ecg.png)", ""]
+    lines += ["## Timing", "", f"report → 12-lead {figures['generate_s']:.1f} s, reconstruction "
+              f"{figures['reconstruct_s']:.1f} s, PPG → ECG {figures['ppg2ecg_s']:.1f} s (model loading included).",
+              ""]
     atomic_write_text(out / "summary.md", "\n".join(lines))
     return figures
+
+
+def _demo_generate(model, folder: Path, seed: int, figures: dict) -> list[str]:
+    from synth.tasks.generate import Prompt, generate
+
+    folder.mkdir()
+    leads = leads_for_channels(model.cfg.signal.channels)
+    fs = float(model.cfg.signal.fs_hz)
+    rows, table, errors = [], [], []
+    for i, (report, hr) in enumerate(DEMO_PROMPTS):
+        prompt = Prompt(report=report, hr=hr, n=RECORDS_PER_PROMPT, seed=seed + 1000 * i)
+        _step(f"generating {prompt.n} ECGs for {report!r} at {hr:g} bpm")
+        x, meta = generate(model, prompt)
+        measured = _heart_rates(x, fs)
+        for j, (signal, info) in enumerate(zip(x, meta)):
+            name = f"prompt{i}_{j}"
+            rec = Record(signal, fs, leads, metadata={**info, "measured_hr_bpm": float(measured[j])})
+            write_record(rec, folder / name, "wfdb")
+            if j == 0:
+                plot_ecg(rec, folder / f"{name}.png", title=f'"{report}", {hr:g} bpm requested')
+            rows.append({"record": name, "report": report, "requested_hr_bpm": hr,
+                         "measured_hr_bpm": float(measured[j]), "seed": prompt.seed})
+        err = np.abs(measured - hr)
+        errors += list(err)
+        table.append(f"| {report} | {hr:g} | {', '.join(_fmt(m, '.0f') for m in measured)} | "
+                     f"{_fmt(float(np.nanmean(err)), '.1f') if np.isfinite(err).any() else 'n/a'} |")
+    write_table(rows, folder / "metadata.csv")
+    mae = float(np.nanmean(errors)) if np.isfinite(errors).any() else float("nan")
+    figures["generate_hr_mae_bpm"] = mae
+    return ["## Report → 12-lead", "",
+            f"{RECORDS_PER_PROMPT} records per report (WFDB in `generate/`), heart rate measured on the generated "
+            "record (Pan-Tompkins over all leads) against the one requested. Mean absolute HR error "
+            f"**{_fmt(mae, '.1f')} bpm**.", "",
+            "| report | requested HR (bpm) | measured HR (bpm) | abs. error (bpm) |", "|---|---|---|---|", *table, "",
+            *[f"![prompt {i}](generate/prompt{i}_0.png)\n" for i in range(len(DEMO_PROMPTS))]]
+
+
+def _heart_rates(x: np.ndarray, fs_hz: float) -> np.ndarray:
+    """Heart rate (bpm) of each record ``(N, C, T)``; NaN for a record too short to measure."""
+    from evaluation.physiology import heart_rate
+    from synth.errors import DataError
+
+    try:
+        return np.atleast_1d(heart_rate(x, fs_hz))
+    except DataError:
+        return np.full(len(x), np.nan)
+
+
+def _demo_record() -> Record:
+    """A fold-10 (test) PTB-XL record of the shipped sample that carries a diagnostic superclass (the first one)."""
+    ds = PTBXL(sample_ptbxl_root(), 100)
+    ids = [i for i in ds.split("test").ecg_ids if ds.metadata(i)["superclasses"]]
+    return ds.record(ids[0])
+
+
+def _demo_reconstruct(model, out: Path, seed: int, figures: dict, checkpoint: str) -> list[str]:
+    from evaluation.paired import paired_metrics
+    from synth.tasks.reconstruct import reconstruct, write_reconstruction
+
+    record = _demo_record().canonical_order()
+    meta = record.metadata
+    lines = ["## Reconstruction from 3 leads and from 1 lead", "",
+             f"PTB-XL ecg_id {meta['ecg_id']} (fold {meta['strat_fold']}, the test fold; superclasses "
+             f"{', '.join(meta['superclasses'])}), {record.duration_s:g} s at {record.fs_hz:g} Hz. Scores are on the "
+             "leads *not* given, against the record's own leads.", ""]
+    for tag, given in GIVEN_SETS:
+        samples = 3 if tag == "1lead" else 1
+        _step(f"reconstructing ecg_id {meta['ecg_id']} from {', '.join(given)} ({samples} sample(s))")
+        result = reconstruct(model, record, given, num_samples=samples, seed=seed)
+        folder = out / f"reconstruct_{tag}"
+        folder.mkdir()
+        write_reconstruction(result, record, folder, checkpoint=checkpoint)
+        write_record(record.select(list(LEADS_12)), folder / "truth", "wfdb")
+        m = paired_metrics(result.mean.signal, record.select(list(LEADS_12)).signal, record.fs_hz, given=given)
+        mean = m.mean
+        figures[f"reconstruct_{tag}_rmse_mv"] = mean["rmse_mv"]
+        figures[f"reconstruct_{tag}_r"] = mean["pearson_r"]
+        rows = [f"| {lead} | {s.rmse_mv:.3f} | {s.pearson_r:.2f} | {s.amplitude_ratio:.2f} |"
+                for lead, s in m.per_lead.items()]
+        lines += [f"### From {', '.join(given)}", "",
+                  f"Mean over the {len(m.per_lead)} missing leads: RMSE **{mean['rmse_mv']:.3f} mV**, Pearson r "
+                  f"**{mean['pearson_r']:.2f}**, amplitude ratio {mean['amplitude_ratio']:.2f} (1 = true amplitude; "
+                  "well below 1 = regression to the mean).", "",
+                  "| lead | RMSE (mV) | r | amplitude ratio |", "|---|---|---|---|", *rows, "",
+                  f"![overlay](reconstruct_{tag}/reconstructed_overlay.png)", ""]
+        if samples > 1:
+            lines += [f"Spread over {samples} samples (mean ± 1 std; black = truth):", "",
+                      f"![uncertainty](reconstruct_{tag}/reconstructed_uncertainty.png)", ""]
+    return lines
+
+
+def _demo_ppg(model, folder: Path, seed: int, figures: dict, checkpoint: str) -> list[str]:
+    from synth.tasks.ppg2ecg import agreement, ppg_to_ecg, write_ppg2ecg
+
+    bidmc = BIDMC(sample_bidmc_root())
+    subject = bidmc.split("test")[0]
+    record = bidmc.record(subject).crop(PPG_START_S, PPG_DURATION_S)
+    _step(f"converting {record.duration_s:g} s of BIDMC subject {subject}'s PPG to ECG lead II")
+    result = ppg_to_ecg(model, record, seed=seed)
+    folder.mkdir()
+    write_ppg2ecg(result, record, folder, checkpoint=checkpoint, plot_s=PPG_DURATION_S)
+    write_record(record, folder / "input", "wfdb")
+    a = agreement(result.ecg.signal[0], record.channel("II"), record.fs_hz)
+    figures.update({f"ppg2ecg_{k}": v for k, v in a.items()})
+    return ["## PPG → ECG", "",
+            f"BIDMC subject {subject} (test split), {PPG_START_S:g}-{PPG_START_S + PPG_DURATION_S:g} s at "
+            f"{record.fs_hz:g} Hz. Against the subject's real lead II (both z-scored, since BIDMC amplitudes are "
+            f"arbitrary units): Pearson r **{a['pearson_r']:.2f}**, RMSE **{a['rmse_z']:.2f}** (z units); heart rate "
+            f"{_fmt(a['hr_generated_bpm'], '.0f')} bpm generated vs {_fmt(a['hr_real_bpm'], '.0f')} bpm real "
+            f"(error **{_fmt(a['hr_error_bpm'], '.1f')} bpm**).", "",
+            "![ppg](ppg2ecg/ecg_ppg.png)", ""]

@@ -136,16 +136,24 @@ def test_console_error_has_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr and "missing" in proc.stderr
 
 
-def test_demo_writes_folder_and_refuses_existing(tmp_path, capsys):
+def test_demo_writes_folder_and_refuses_existing(tmp_path, capsys, monkeypatch):
+    """The demo as `make demo` runs it, on the shipped checkpoints (tests/tasks/test_demo.py covers tiny ones)."""
+    import re
+
+    from synth.tasks import TASK_CHECKPOINTS, checkpoints_root
+
+    monkeypatch.delenv("SYNTH_CHECKPOINTS", raising=False)
+    missing = [n for n in TASK_CHECKPOINTS if not (checkpoints_root() / n / "config.json").is_file()]
+    if missing:
+        pytest.skip(f"shipped checkpoints {missing} are not in {checkpoints_root()} yet (trained separately); "
+                    "tests/tasks/test_demo.py runs the demo on tiny checkpoints")
     out = tmp_path / "demo"
-    code, stdout, _ = run(["demo", "--out", out], capsys)
-    assert code == 0
+    code, stdout, err = run(["demo", "--out", out], capsys)
+    assert code == 0, err
     summary = (out / "summary.md").read_text()
-    assert "Resampling check" in summary
-    pngs = sorted(p.name for p in out.glob("*.png"))
-    assert len(pngs) >= 4
-    for png in pngs:
-        assert f"]({png})" in summary
+    assert "## Report → 12-lead" in summary and "### From II, V1, V5" in summary and "## PPG → ECG" in summary
+    links = re.findall(r"\]\(([^)]+\.png)\)", summary)
+    assert len(links) >= 8 and all((out / link).is_file() for link in links)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".demo")]
     code, _, err = run(["demo", "--out", out], capsys)
     assert code == 2 and "already exists" in err

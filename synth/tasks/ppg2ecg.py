@@ -1,0 +1,170 @@
+"""PPG → ECG lead II: a PPG of any rate and length, through the PPG-conditioned model.
+
+The PPG is resampled to the model's rate, cut into half-overlapping windows of the model's length (the model
+standardises each window itself, so PPG units do not matter) and the generated windows are stitched with a
+crossfade (:func:`synth.tasks.common.run_windowed`), then resampled back to the PPG's rate. A PPG shorter than one
+window is refused: the model never saw less context.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synth.data.record import Record
+from synth.data.transforms import resample
+from synth.errors import DataError, MissingFileError
+from synth.tasks.common import check_finite, fit_length, run_windowed, sample_fn
+
+
+@dataclass
+class PPGToECG:
+    """``ecg``: lead II in mV at the PPG's rate (the mean over samples); ``samples`` ``(K, 1, T)``; ``spread`` the
+    per-sample std ``(1, T)``."""
+
+    ecg: Record
+    samples: np.ndarray
+    spread: np.ndarray
+
+
+def read_ppg(path: str | os.PathLike, *, column: str | None = None, fs_hz: float | None = None,
+             leads: tuple[str, ...] | None = None, nan_policy: str = "reject") -> Record:
+    """A record holding a ``PPG`` channel (and lead ``II`` when the file has one, e.g. BIDMC).
+
+    ``column`` names the PPG column of a CSV whose headers are not lead names (case-insensitive); ``fs_hz`` is the
+    declared rate of CSV/NPY input without a time column; a bare ``.npy`` is taken as one PPG channel unless
+    ``leads`` says otherwise.
+    """
+    from synth.data.readers import read_record, record_format
+
+    p = Path(path)
+    if column is not None:
+        return _read_csv_column(p, column, fs_hz, nan_policy)
+    if record_format(p) == "npy" and leads is None:
+        leads = ("PPG",)
+    record = read_record(p, fs_hz=fs_hz, leads=leads, nan_policy=nan_policy)
+    if "PPG" not in record.leads:
+        raise DataError(f"record has no PPG channel; it has {', '.join(record.leads)}", path=p,
+                        hint="name the PPG column PPG or PLETH, or pass --ppg-column NAME")
+    keep = [n for n in ("II", "PPG") if n in record.leads]
+    return record.select(keep)
+
+
+def _read_csv_column(path: Path, column: str, fs_hz: float | None, nan_policy: str) -> Record:
+    import pandas as pd
+
+    from synth.data.readers import _TIME_COLUMNS
+    from synth.data.transforms import handle_nan
+
+    if not path.is_file():
+        raise MissingFileError("no such file", path=path)
+    try:
+        frame = pd.read_csv(path, comment="#")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read CSV: {err}", path=path) from err
+    by_name = {str(c).strip().lower(): c for c in frame.columns}
+    if column.strip().lower() not in by_name:
+        raise DataError(f"no column {column!r}; columns are {', '.join(map(str, frame.columns))}", path=path)
+    if fs_hz is None:
+        time = [by_name[c] for c in by_name if c in _TIME_COLUMNS]
+        if not time or len(frame) < 2:
+            raise DataError("CSV has no time column and no sampling rate was given", path=path,
+                            hint="pass --in-fs HZ")
+        t = frame[time[0]].to_numpy(dtype=np.float64)
+        fs_hz = round((len(t) - 1) / (t[-1] - t[0]), 6)
+    try:
+        x = frame[by_name[column.strip().lower()]].to_numpy(dtype=np.float32)[None]  # (1, T)
+    except ValueError as err:
+        raise DataError(f"column {column!r} has non-numeric values", path=path) from err
+    x = handle_nan(x, fs_hz, policy=nan_policy, leads=("PPG",), source=str(path))
+    return Record(x, fs_hz, ("PPG",), ("au",), {}, str(path))
+
+
+def min_duration_s(model) -> float:
+    return model.cfg.signal.length / float(model.cfg.signal.fs_hz)
+
+
+def ppg_to_ecg(model, record: Record, *, num_samples: int = 1, steps: int | None = None, seed: int = 0,
+               batch_size: int = 16, progress: bool = True) -> PPGToECG:
+    """Generate lead II for the ``PPG`` channel of ``record`` (any rate, at least one model window long)."""
+    if "PPG" not in record.leads:
+        raise DataError(f"record has no PPG channel; it has {', '.join(record.leads)}", path=record.source)
+    if num_samples < 1:
+        raise DataError(f"--samples must be at least 1, got {num_samples}")
+    fs_model, width = float(model.cfg.signal.fs_hz), int(model.cfg.signal.length)
+    if record.duration_s + 1e-9 < min_duration_s(model):
+        raise DataError(f"PPG of {record.duration_s:.2f} s is shorter than one model window",
+                        path=record.source, hint=f"give at least {min_duration_s(model):g} s of PPG")
+    ppg = record.channel("PPG")[None]  # (1, T_in)
+    check_finite(ppg, "the PPG", path=record.source)
+    if float(np.std(ppg)) == 0.0:
+        raise DataError("the PPG is flat (constant)", path=record.source, hint="check the PPG column")
+    x = resample(ppg, record.fs_hz, fs_model)  # (1, T_m)
+    x = fit_length(x, max(width, x.shape[-1]))  # rounding may leave it a sample short of one window
+
+    def cond_of(windows: torch.Tensor) -> dict:
+        return {"ppg": windows}
+
+    generator = torch.Generator().manual_seed(seed)
+    fn = sample_fn(model, cond_of, num_samples, steps=steps, generator=generator)
+    y = run_windowed(x, width, fn, num_samples=num_samples, batch_size=batch_size,
+                     progress="ppg2ecg" if progress else None)  # (K, 1, T_m)
+    y = fit_length(resample(y, fs_model, record.fs_hz), record.n_samples)  # (K, 1, T_in)
+    meta = {"task": "ppg2ecg", "samples": num_samples, "seed": seed, "steps": steps, "model_fs_hz": fs_model,
+            "source": record.source}
+    ecg = Record(y.mean(axis=0), record.fs_hz, ("II",), metadata=meta)
+    spread = y.std(axis=0) if num_samples > 1 else np.zeros_like(y[0])
+    return PPGToECG(ecg=ecg, samples=y, spread=spread.astype(np.float32))
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean()) / max(float(x.std()), 1e-9)
+
+
+def agreement(generated: np.ndarray, real: np.ndarray, fs_hz: float) -> dict:
+    """Pearson r and RMSE of the z-scored signals (BIDMC's ECG is in arbitrary units) and heart rates (bpm)."""
+    from evaluation.physiology import heart_rate
+
+    g, r = _z(np.asarray(generated, np.float64)), _z(np.asarray(real, np.float64))
+    hr_g, hr_r = heart_rate(g[None], fs_hz), heart_rate(r[None], fs_hz)
+    return {"pearson_r": float(np.corrcoef(g, r)[0, 1]), "rmse_z": float(np.sqrt(np.mean((g - r) ** 2))),
+            "hr_generated_bpm": float(hr_g), "hr_real_bpm": float(hr_r), "hr_error_bpm": float(abs(hr_g - hr_r))}
+
+
+def write_ppg2ecg(result: PPGToECG, record: Record, out_dir: Path, *, fmt: str = "wfdb", name: str = "ecg",
+                  checkpoint: str = "", plot_s: float = 20.0) -> list[Path]:
+    """Write the generated ECG (and its spread with K > 1) and a PPG + ECG plot (with the real ECG when the input
+    has one) into ``out_dir`` (an empty staging folder)."""
+    from synth.data.plot import plot_ppg_ecg
+    from synth.data.writers import write_record
+    from synth.tasks.common import record_suffix
+
+    ecg = Record(result.ecg.signal, result.ecg.fs_hz, ("II",), metadata={**result.ecg.metadata,
+                                                                        "checkpoint": checkpoint})
+    written = write_record(ecg, out_dir / f"{name}{record_suffix(fmt)}", fmt)
+    k = result.samples.shape[0]
+    if k > 1:
+        spread = Record(result.spread, ecg.fs_hz, ("II",), metadata={"what": f"per-sample std over {k} samples (mV)"})
+        written += write_record(spread, out_dir / f"{name}_spread{record_suffix(fmt)}", fmt)
+    ppg = record.select(["PPG"])
+    duration = min(plot_s, record.duration_s)
+    title = f"{Path(record.source).name if record.source else 'PPG'}: ECG lead II generated from the PPG"
+    if "II" in record.leads:
+        real, gen = record.channel("II"), ecg.signal[0]
+        units = record.units[record.leads.index("II")]
+        if units != "mV":  # BIDMC: arbitrary units; compare shapes on one scale
+            real, gen, units = _z(real), _z(gen), "z-score"
+        shown = Record(np.stack([real, ppg.signal[0]]), record.fs_hz, ("II", "PPG"), (units, ppg.units[0]),
+                       source=record.source)
+        overlay = Record(gen[None], record.fs_hz, ("II",), (units,))
+        written.append(plot_ppg_ecg(shown, out_dir / f"{name}_ppg.png", duration_s=duration, overlay=overlay,
+                                    labels=("real ECG", "generated ECG"), title=title))
+    else:
+        shown = Record(np.stack([ecg.signal[0], ppg.signal[0]]), record.fs_hz, ("II", "PPG"), ("mV", ppg.units[0]),
+                       source=record.source)
+        written.append(plot_ppg_ecg(shown, out_dir / f"{name}_ppg.png", duration_s=duration, title=title))
+    return written

@@ -1,0 +1,135 @@
+"""Report → 12-lead: the Python API and ``synth generate`` on the tiny report2ecg model."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from synth.cli import main
+from synth.data.readers import read_record
+from synth.errors import DataError
+from synth.tasks import MAX_REPORT_CHARS, Prompt, build_condition, checkpoint_path, generate, read_prompts
+from synth.tasks.common import load_task_model
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def model(tiny_checkpoints):
+    return load_task_model(tiny_checkpoints / "report2ecg", "report2ecg")[0]
+
+
+def test_checkpoint_path_uses_the_environment_and_names_a_missing_folder(tmp_path, monkeypatch, tiny_checkpoints):
+    monkeypatch.setenv("SYNTH_CHECKPOINTS", str(tiny_checkpoints))
+    assert checkpoint_path("reconstruct") == tiny_checkpoints / "reconstruct"
+    monkeypatch.setenv("SYNTH_CHECKPOINTS", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "report2ecg")):
+        checkpoint_path("report2ecg")
+
+
+def test_generate_is_deterministic_and_resamples_to_500_hz(model):
+    prompt = Prompt(report="sinus rhythm", labels=["NORM", "MI"], age=63, sex="F", hr=72, n=3, seed=5)
+    a, meta = generate(model, prompt, batch_size=2)
+    b, _ = generate(model, prompt, batch_size=2)
+    c, _ = generate(model, Prompt(report="sinus rhythm", n=3, seed=6), batch_size=2)
+    assert a.shape == (3, 12, model.cfg.signal.length) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert meta[2] == {**meta[2], "report": "sinus rhythm", "labels": "NORM,MI", "seed": 5, "chunk": 1}
+    up, meta500 = generate(model, prompt, batch_size=2, fs_hz=500)
+    assert up.shape[-1] == 5 * a.shape[-1]
+    assert meta500[0]["fs_hz"] == 500 and meta500[0]["model_fs_hz"] == 100 and meta500[0]["resampled"] == "polyphase"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "needle"),
+    [(Prompt(report="x" * 10_000), "10000 characters is too long"), (Prompt(n=0), "at least 1"),
+     (Prompt(labels=["NORM", "AFIB"]), "unknown label 'AFIB'"), (Prompt(age=float("nan")), "age nan"),
+     (Prompt(hr=500), "outside 20-300"), (Prompt(report="x" * (MAX_REPORT_CHARS + 1)), "too long")],
+)
+def test_bad_prompts_are_refused(model, prompt, needle):
+    with pytest.raises(DataError, match=needle):
+        build_condition(model, prompt)
+
+
+def test_cli_generate_writes_records_plots_and_metadata(use_tiny_checkpoints, tmp_path, capsys):
+    out = tmp_path / "gen"
+    code, stdout, err = run(["generate", "--report", "left ventricular hypertrophy", "--labels", "HYP", "--age", 63,
+                             "--sex", "F", "--hr", 72, "--n", 3, "--out", out, "--seed", 1, "--plot", 2, "--fs", 500,
+                             "--batch-size", 2], capsys)
+    assert code == 0, err
+    rec = read_record(out / "ecg_00002")
+    assert rec.fs_hz == 500 and rec.leads[:2] == ("I", "II") and rec.metadata["report"] == "left ventricular hypertrophy"
+    assert sorted(p.name for p in out.glob("*.png")) == ["ecg_00000.png", "ecg_00001.png"]
+    rows = list(csv.DictReader(open(out / "metadata.csv")))
+    assert len(rows) == 3 and rows[0]["labels"] == "HYP" and rows[0]["sex"] == "F"
+    assert rows[0]["checkpoint"] == str(use_tiny_checkpoints / "report2ecg") and rows[0]["resampled"] == "polyphase"
+    again = tmp_path / "again"
+    assert run(["generate", "--report", "left ventricular hypertrophy", "--labels", "HYP", "--age", 63, "--sex", "F",
+                "--hr", 72, "--n", 3, "--out", again, "--seed", 1, "--plot", 0, "--fs", 500, "--batch-size", 2],
+               capsys)[0] == 0
+    np.testing.assert_array_equal(read_record(again / "ecg_00002").signal, rec.signal)
+
+
+def test_cli_generate_batch_form_from_a_prompts_csv(use_tiny_checkpoints, tmp_path, capsys):
+    prompts = tmp_path / "prompts.csv"
+    prompts.write_text("report,labels,age,sex,hr,n,seed\n"
+                       "sinus rhythm,NORM,50,M,60,2,7\n"
+                       "Sinusrhythmus. Linksschenkelblock,CD,,f,,1,\n"
+                       ",,,,110,,\n", encoding="utf-8")
+    out = tmp_path / "batch"
+    code, _, err = run(["generate", "--prompts", prompts, "--n", 2, "--out", out, "--format", "npz", "--plot", 0,
+                        "--seed", 3], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(open(out / "metadata.csv", encoding="utf-8")))
+    assert [r["prompt"] for r in rows] == ["0", "0", "1", "2", "2"]
+    assert [r["seed"] for r in rows] == ["7", "7", "100003", "200003", "200003"]
+    assert rows[2]["report"] == "Sinusrhythmus. Linksschenkelblock" and rows[2]["sex"] == "F" and rows[2]["hr"] == ""
+    assert rows[3]["hr"] == "110.0" and rows[3]["report"] == ""
+    assert len(list(out.glob("ecg_*.npz"))) == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [("report,mood\nx,happy\n", "unknown column(s) ['mood']"), ("report,n\nx,0\n", "row 2: --n must be at least 1"),
+     ("report,age\nx,old\n", "row 2: age 'old' is not a number"), ("report\n", "no rows"),
+     ("report,hr\nx,nan\n", "hr is nan")],
+)
+def test_bad_prompts_file_is_refused_with_its_row(tmp_path, text, needle):
+    path = tmp_path / "p.csv"
+    path.write_text(text)
+    with pytest.raises(DataError) as err:
+        read_prompts(path)
+    assert needle in str(err.value) and str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [(["--report", "x" * 10_000], "10000 characters is too long"), (["--n", 0], "--n must be at least 1"),
+     (["--labels", "NORM,AFIB"], "unknown label 'AFIB'"), (["--age", "nan"], "age nan"),
+     (["--prompts", "p.csv", "--report", "x"], "--prompts and --report both given"),
+     (["--prompts", "missing.csv"], "missing.csv"), (["--fs", 0], "--fs must be positive")],
+)
+def test_cli_generate_bad_input_exits_2_and_writes_nothing(use_tiny_checkpoints, tmp_path, capsys, monkeypatch,
+                                                          extra, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.csv").write_text("report\nx\n")
+    code, _, err = run(["generate", "--out", "o", *extra], capsys)
+    assert code == 2 and needle in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]
+
+
+def test_cli_generate_refuses_an_existing_folder_and_a_missing_checkpoint(tmp_path, capsys, monkeypatch):
+    (tmp_path / "o").mkdir()
+    code, _, err = run(["generate", "--report", "x", "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "already exists" in err
+    monkeypatch.setenv("SYNTH_CHECKPOINTS", str(tmp_path / "none"))
+    code, _, err = run(["generate", "--report", "x", "--out", tmp_path / "p"], capsys)
+    assert code == 2 and str(tmp_path / "none" / "report2ecg") in err and not (tmp_path / "p").exists()

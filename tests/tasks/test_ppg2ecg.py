@@ -1,0 +1,128 @@
+"""PPG → ECG lead II: any PPG rate and length (at least one window), real ECG overlaid when the input has one."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from synth.cli import main
+from synth.data.readers import read_record
+from synth.data.record import Record
+from synth.data.sample import sample_bidmc_root
+from synth.errors import DataError
+from synth.tasks import ppg_to_ecg, read_ppg
+from synth.tasks.ppg2ecg import agreement
+
+BIDMC_46 = next((sample_bidmc_root() / "bidmc_csv").glob("bidmc_46_Signals.csv*"))
+
+
+class Invert:
+    """A fake PPG model: the ECG is minus the PPG window (checks windows, rates and stitching, not quality)."""
+
+    cfg = SimpleNamespace(signal=SimpleNamespace(channels=1, length=128, fs_hz=125.0))
+    conditioning = SimpleNamespace(keys=frozenset({"ppg"}))
+
+    def sample(self, cond, num_samples, *, steps=None, guidance_scale=1.0, generator=None):
+        assert cond["ppg"].shape == (num_samples, 1, 128)
+        return -cond["ppg"] + 0.0 * torch.randn(num_samples, 1, 1, generator=generator)
+
+
+def ppg_record(fs_hz: float, duration_s: float) -> Record:
+    t = np.arange(int(round(fs_hz * duration_s))) / fs_hz
+    return Record(np.sin(2 * np.pi * 1.2 * t)[None], fs_hz, ("PPG",), ("au",), source="ppg.npy")
+
+
+@pytest.mark.parametrize(("fs_hz", "duration_s"), [(125.0, 1.024), (125.0, 30.0), (250.0, 12.0), (64.0, 5.0)])
+def test_any_rate_and_length_at_least_one_window(fs_hz, duration_s):
+    rec = ppg_record(fs_hz, duration_s)
+    out = ppg_to_ecg(Invert(), rec, progress=False).ecg
+    assert out.leads == ("II",) and out.fs_hz == fs_hz and out.n_samples == rec.n_samples
+    if fs_hz == 125.0:
+        np.testing.assert_allclose(out.signal[0], -rec.signal[0], atol=1e-5)
+    else:  # resampled to 125 Hz and back
+        assert np.corrcoef(out.signal[0][5:-5], -rec.signal[0][5:-5])[0, 1] > 0.99
+
+
+def test_too_short_flat_and_nan_ppg_are_refused():
+    with pytest.raises(DataError, match=r"ppg.npy: PPG of 1.00 s is shorter than one model window \(give at least "
+                                        r"1.024 s of PPG\)"):
+        ppg_to_ecg(Invert(), ppg_record(125.0, 1.0))
+    flat = Record(np.ones((1, 500)), 125.0, ("PPG",), source="flat.csv")
+    with pytest.raises(DataError, match="flat"):
+        ppg_to_ecg(Invert(), flat)
+    x = ppg_record(125.0, 4.0).signal
+    x[0, 3] = np.nan
+    with pytest.raises(DataError, match="missing"):
+        ppg_to_ecg(Invert(), Record(x, 125.0, ("PPG",)))
+
+
+def test_read_ppg_from_bidmc_a_named_csv_column_and_npy(tmp_path):
+    rec = read_ppg(BIDMC_46)
+    assert rec.leads == ("II", "PPG") and rec.fs_hz == 125
+    path = tmp_path / "watch.csv"
+    path.write_text("t_ms,green\n" + "".join(f"{4 * i},{np.sin(i / 10):.4f}\n" for i in range(100)))
+    col = read_ppg(path, column="GREEN", fs_hz=250)
+    assert col.leads == ("PPG",) and col.fs_hz == 250 and col.n_samples == 100
+    with pytest.raises(DataError, match="no column 'red'; columns are t_ms, green"):
+        read_ppg(path, column="red", fs_hz=250)
+    np.save(tmp_path / "p.npy", np.arange(50, dtype=np.float32))
+    assert read_ppg(tmp_path / "p.npy", fs_hz=50).leads == ("PPG",)
+    ecg_only = tmp_path / "ecg.csv"
+    ecg_only.write_text("time_s,II\n0,1\n0.01,2\n0.02,3\n")
+    with pytest.raises(DataError, match="record has no PPG channel; it has II"):
+        read_ppg(ecg_only)
+
+
+def test_agreement_of_a_signal_with_itself():
+    ecg = read_record(BIDMC_46).crop(0, 20).channel("II")
+    a = agreement(ecg, ecg * 3 + 1, 125.0)
+    assert a["pearson_r"] == pytest.approx(1.0) and a["rmse_z"] == pytest.approx(0.0, abs=1e-6)
+    assert a["hr_error_bpm"] < 1e-3 and 40 < a["hr_real_bpm"] < 160
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_ppg2ecg_on_bidmc_with_samples(use_tiny_checkpoints, tmp_path, capsys):
+    out = tmp_path / "p"
+    code, _, err = run(["ppg2ecg", BIDMC_46, "--out", out, "--start", 10, "--duration", 12, "--samples", 2,
+                        "--steps", 1], capsys)
+    assert code == 0, err
+    ecg = read_record(out / "ecg")
+    assert ecg.leads == ("II",) and ecg.fs_hz == 125 and ecg.n_samples == 12 * 125
+    assert read_record(out / "ecg_spread").signal.max() > 0 and (out / "ecg_ppg.png").exists()
+
+
+def test_cli_ppg2ecg_on_a_csv_column_at_another_rate(use_tiny_checkpoints, tmp_path, capsys):
+    path = tmp_path / "watch.csv"
+    path.write_text("green\n" + "".join(f"{np.sin(i / 20):.4f}\n" for i in range(1000)))
+    code, _, err = run(["ppg2ecg", path, "--ppg-column", "green", "--in-fs", 100, "--out", tmp_path / "o",
+                        "--format", "csv"], capsys)
+    assert code == 0, err
+    ecg = read_record(tmp_path / "o" / "ecg.csv")
+    assert ecg.fs_hz == 100 and ecg.n_samples == 1000
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [(["--duration", 1], "PPG of 1.00 s is shorter than one model window (give at least 1.024 s of PPG)"),
+     (["--samples", 0], "--samples must be at least 1"), (["--ppg-column", "nope"], "no column 'nope'")],
+)
+def test_cli_ppg2ecg_bad_input_exits_2_and_writes_nothing(use_tiny_checkpoints, tmp_path, capsys, monkeypatch,
+                                                          extra, needle):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(["ppg2ecg", BIDMC_46, "--out", "o", *extra], capsys)
+    assert code == 2 and needle in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_ppg2ecg_refuses_an_existing_folder(use_tiny_checkpoints, tmp_path, capsys):
+    (tmp_path / "o").mkdir()
+    code, _, err = run(["ppg2ecg", BIDMC_46, "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "already exists" in err

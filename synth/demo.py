@@ -183,7 +183,7 @@ def _demo_ppg(model, folder: Path, seed: int, figures: dict, checkpoint: str) ->
     _step(f"converting {record.duration_s:g} s of BIDMC subject {subject}'s PPG to ECG lead II")
     result = ppg_to_ecg(model, record, seed=seed)
     folder.mkdir()
-    write_ppg2ecg(result, record, folder, checkpoint=checkpoint, plot_s=PPG_DURATION_S)
+    write_ppg2ecg(result, record, folder, checkpoint=checkpoint)
     write_record(record, folder / "input", "wfdb")
     a = agreement(result.ecg.signal[0], record.channel("II"), record.fs_hz)
     figures.update({f"ppg2ecg_{k}": v for k, v in a.items()})

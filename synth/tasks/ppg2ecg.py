@@ -136,7 +136,7 @@ def agreement(generated: np.ndarray, real: np.ndarray, fs_hz: float) -> dict:
 
 
 def write_ppg2ecg(result: PPGToECG, record: Record, out_dir: Path, *, fmt: str = "wfdb", name: str = "ecg",
-                  checkpoint: str = "", plot_s: float = 20.0) -> list[Path]:
+                  checkpoint: str = "", plot_s: float = 10.0) -> list[Path]:
     """Write the generated ECG (and its spread with K > 1) and a PPG + ECG plot (with the real ECG when the input
     has one) into ``out_dir`` (an empty staging folder)."""
     from synth.data.plot import plot_ppg_ecg

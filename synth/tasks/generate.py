@@ -104,11 +104,15 @@ def _number(row: dict, key: str, source: str, kind=float):
     if text is None:
         return None
     try:
-        value = kind(float(text)) if kind is int else kind(text)
+        value = float(text)
     except ValueError:
         raise DataError(f"{key} {text!r} is not a number", path=source) from None
     if not math.isfinite(value):
         raise DataError(f"{key} is {text}", path=source, hint="give a finite number or leave the cell empty")
+    if kind is int:
+        if value != int(value):
+            raise DataError(f"{key} {text!r} is not a whole number", path=source)
+        return int(value)
     return value
 
 
@@ -197,7 +201,7 @@ def write_generated(model, prompts: Sequence[Prompt], out_dir: Path, *, checkpoi
     leads = leads_for_channels(model.cfg.signal.channels)
     total = sum(p.n for p in prompts)
     rows: list[dict] = []
-    with tqdm(total=total, desc="generating", unit="ECG", disable=not progress or total <= batch_size) as bar:
+    with tqdm(total=total, desc="generating", unit="ECG", disable=not progress) as bar:
         for index, (prompt, cond) in enumerate(zip(prompts, conds)):
             x, meta = generate(model, prompt, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size,
                                fs_hz=fs_hz, cond=cond, progress=bar)

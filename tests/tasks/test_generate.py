@@ -99,7 +99,7 @@ def test_cli_generate_batch_form_from_a_prompts_csv(use_tiny_checkpoints, tmp_pa
     ("text", "needle"),
     [("report,mood\nx,happy\n", "unknown column(s) ['mood']"), ("report,n\nx,0\n", "row 2: --n must be at least 1"),
      ("report,age\nx,old\n", "row 2: age 'old' is not a number"), ("report\n", "no rows"),
-     ("report,hr\nx,nan\n", "hr is nan")],
+     ("report,hr\nx,nan\n", "hr is nan"), ("n\n2.5\n", "n '2.5' is not a whole number")],
 )
 def test_bad_prompts_file_is_refused_with_its_row(tmp_path, text, needle):
     path = tmp_path / "p.csv"

@@ -122,6 +122,13 @@ def test_cli_ppg2ecg_bad_input_exits_2_and_writes_nothing(use_tiny_checkpoints, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_cli_ppg2ecg_refuses_nan_in_the_ppg(use_tiny_checkpoints, tmp_path, capsys):
+    path = tmp_path / "gappy.csv"
+    path.write_text("green\n" + "".join(f"{np.sin(i / 20):.4f}\n" if i != 300 else "nan\n" for i in range(1000)))
+    code, _, err = run(["ppg2ecg", path, "--ppg-column", "green", "--in-fs", 100, "--out", tmp_path / "o"], capsys)
+    assert code == 2 and "gappy.csv" in err and "1 missing (NaN/inf)" in err and not (tmp_path / "o").exists()
+
+
 def test_cli_ppg2ecg_refuses_an_existing_folder(use_tiny_checkpoints, tmp_path, capsys):
     (tmp_path / "o").mkdir()
     code, _, err = run(["ppg2ecg", BIDMC_46, "--out", tmp_path / "o"], capsys)

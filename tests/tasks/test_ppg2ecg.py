@@ -76,6 +76,16 @@ def test_read_ppg_from_bidmc_a_named_csv_column_and_npy(tmp_path):
         read_ppg(ecg_only)
 
 
+def test_read_ppg_from_wfdb(tmp_path):
+    from synth.data.writers import write_record
+
+    bidmc = read_ppg(BIDMC_46).crop(0, 10)
+    write_record(bidmc, tmp_path / "subject46", "wfdb")
+    rec = read_ppg(tmp_path / "subject46.hea")
+    assert rec.leads == ("II", "PPG") and rec.fs_hz == 125 and rec.units == ("au", "au")
+    np.testing.assert_allclose(rec.signal, bidmc.signal, atol=1e-3)
+
+
 def test_agreement_of_a_signal_with_itself():
     ecg = read_record(BIDMC_46).crop(0, 20).channel("II")
     a = agreement(ecg, ecg * 3 + 1, 125.0)

@@ -1,5 +1,5 @@
 """What the three tasks share: where the shipped checkpoints live, overlapping windows stitched with a crossfade,
-and the small output helpers (metadata tables, per-sample spread).
+and small output helpers (CSV tables, record suffixes).
 
 Stitching: a signal longer than the model's window is cut into evenly spaced windows that overlap by at least half
 (the first starts at the signal's start, the last ends at its end, so no window runs past it), each window goes

@@ -380,3 +380,16 @@ def _markdown(r: dict) -> str:
     lines += [f"| seconds per video (CPU) | {s['batch1']:.2f} at batch 1; {s['batched']:.2f} at batch "
               f"{s['batch_size']} | |", "", f"wall time {r['wall_s']:.0f} s", ""]
     return "\n".join(lines)
+
+
+def print_summary(r: dict) -> None:
+    """The headline figures of a ``run_echo_bench`` report, one per line."""
+    fd, t = r["frame_fd"], r["timing"]
+    print(f"frame FD {_fmt(fd['fd'])}  floor {_fmt(fd['fd_floor'])}  (n={fd['n']} frames per set)")
+    print(f"SSIM {_fmt(r['ssim']['generated_vs_paired'])}  PSNR {_fmt(r['psnr_db']['generated_vs_paired'])} dB  "
+          f"(tokenizer recon SSIM {r['ssim']['tokenizer_reconstruction']['estimate']:.3f})")
+    print(f"EF MAE {_fmt(r['ef']['generated_mae'])} points  (encoder on real {r['ef']['real_mae_encoder_floor']['estimate']:.2f})")
+    g, f = t["generated"]["ed_vs_r_peak"], t["real_floor"]["ed_vs_r_peak"]
+    print(f"ED vs R-peak MAE {g['mae_ms']:.0f} ms (miss {100 * g['miss_rate']:.0f}%), real {f['mae_ms']:.0f} ms, other "
+          f"ECG {t['generated_vs_other_ecg']['ed_vs_r_peak']['mae_ms']:.0f} ms")
+    print(f"seconds per video (CPU, {r['threads']} thread(s)): {r['seconds_per_video']['batch1']:.2f} at batch 1")

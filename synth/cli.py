@@ -310,11 +310,35 @@ def cmd_bench_fidelity(args: argparse.Namespace) -> int:
 def cmd_bench_reconstruct(args: argparse.Namespace) -> int:
     from evaluation.bench import run_reconstruct
 
-    report = run_reconstruct(args.generator, leads=args.leads, **_bench_common(args))
+    if args.samples < 1:
+        raise DataError(f"--samples must be at least 1, got {args.samples}")
+    report = run_reconstruct(args.generator, leads=args.leads, samples=args.samples, **_bench_common(args))
     for name, g in report["generators"].items():
         m = g["mean"]
         print(f"{name:<24} mean over {len(g['per_lead'])} leads: r {m['pearson_r']:.3f}, RMSE {m['rmse_mv']:.4f} mV, "
               f"MAE {m['mae_mv']:.4f} mV")
+    print(f"report written to {args.out}/report.md ({report['wall_s']:.0f} s)")
+    return 0
+
+
+def cmd_echo(args: argparse.Namespace) -> int:
+    from synth.echo.generate import DEFAULT_MODEL, generate_echo
+
+    result = generate_echo(_read(args, Path(args.ecg)), args.out, model_dir=args.model or DEFAULT_MODEL, ef=args.ef,
+                           heart_rate=args.heart_rate, frames=args.frames, start_s=args.start, seed=args.seed,
+                           steps=args.steps, guidance_scale=args.guidance_scale, overwrite=args.force)
+    print(f"wrote {result['video']} ({result['frames']} frames at {result['fps']:g} fps) and {result['filmstrip']} "
+          f"in {result['total_seconds']:.1f} s")
+    return 0
+
+
+def cmd_bench_echo(args: argparse.Namespace) -> int:
+    from evaluation.echo import print_summary, run_echo_bench
+
+    report = run_echo_bench(args.model, args.data, args.encoder, args.out, split=args.split.upper(), n=args.n,
+                            steps=args.steps, guidance_scale=args.guidance_scale, seed=args.seed,
+                            batch_size=args.batch_size, n_boot=args.n_boot, force=args.force, progress=not args.quiet)
+    print_summary(report)
     print(f"report written to {args.out}/report.md ({report['wall_s']:.0f} s)")
     return 0
 
@@ -445,6 +469,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_read_options(p)
     p.set_defaults(func=cmd_ppg2ecg)
 
+    p = sub.add_parser("echo", help="ECG record → echocardiogram video (H.264 MP4 + PNG filmstrip with the ECG)")
+    p.add_argument("--ecg", required=True, help="12-lead ECG record (WFDB .hea, NPZ, CSV, ...)")
+    p.add_argument("--out", required=True, help="output .mp4 (the filmstrip is written beside it as .png)")
+    p.add_argument("--model", help="ECG → echo export folder (default: checkpoints/echo_maskgit)")
+    p.add_argument("--ef", type=float, help="requested ejection fraction in percent (default: left to the model)")
+    p.add_argument("--heart-rate", type=float, help="heart rate in bpm (default: measured from the ECG)")
+    p.add_argument("--frames", type=int, help="frames to write (default: one clip, 32 frames at 16 fps)")
+    p.add_argument("--start", type=float, default=0.0, help="ECG time of the first frame, in seconds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, help="MaskGIT decoding steps (default: the model's, at most 18)")
+    p.add_argument("--guidance-scale", type=float, default=1.0, help="classifier-free guidance on the logits")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    _add_read_options(p)
+    p.set_defaults(func=cmd_echo)
+
     p = sub.add_parser("demo", help="run the offline demo on the shipped sample into a folder")
     p.add_argument("--out", default="synth-demo", help="output folder (default: ./synth-demo)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -462,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="repeatable; baselines: " + ("real-train, ecgsyn, nearest" if name == "fidelity" else "linear"))
         if name == "reconstruct":
             p.add_argument("--leads", required=True, help="given leads, e.g. II,V1,V5 (or 3lead, 1lead:I)")
+            p.add_argument("--samples", type=int, default=1,
+                           help="checkpoints: samples averaged per window (default 1; with --steps 1 the single "
+                                "Euler step from noise is already the model's conditional-mean estimate)")
         else:
             p.add_argument("--features", help="feature-extractor folder (default checkpoints/ecg_classifier_ptbxl if "
                                               "present, else raw-signal PCA features)")
@@ -477,6 +519,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--force", action="store_true", help="replace an existing output folder")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.set_defaults(func=cmd_bench_fidelity if name == "fidelity" else cmd_bench_reconstruct)
+    p = bsub.add_parser("echo", help="ECG → echo: frame FD with floor, SSIM/PSNR, EF error, ED/ES timing, s/video")
+    p.add_argument("--model", default="checkpoints/echo_maskgit", help="ECG → echo export (default: the shipped one)")
+    p.add_argument("--data", default="runs/echo_sim", help="simulated EchoNet-layout folder (tools/make_echo_dataset.py)")
+    p.add_argument("--encoder", default="checkpoints/echo_encoder", help="echo encoder folder (FD features, EF)")
+    p.add_argument("--split", default="test", choices=("test", "val"), help="clips scored (default test)")
+    p.add_argument("--n", type=int, default=100, help="clips scored (default 100)")
+    p.add_argument("--out", required=True, help="output folder (must not exist unless --force)")
+    p.add_argument("--steps", type=int, help="decoding steps (default: the model's)")
+    p.add_argument("--guidance-scale", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (default 200)")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_bench_echo)
     return parser
 
 

@@ -128,8 +128,7 @@ def generate_echo(record: Record, out: str | os.PathLike, *, model_dir: str | os
         from synth.echo.timing import beat_times
 
         try:
-            heart_rate = beat_times(ecg.reshape(12, -1).numpy() if windows > 1 else ecg[0].numpy(), lay.ecg_fs_hz
-                                    ).heart_rate_bpm
+            heart_rate = beat_times(rearrange(ecg, "n l t -> l (n t)").numpy(), lay.ecg_fs_hz).heart_rate_bpm
         except DataError:
             heart_rate = None  # fewer than two beats in the window: leave heart rate to the ECG tokens
     nan = float("nan")
@@ -142,7 +141,7 @@ def generate_echo(record: Record, out: str | os.PathLike, *, model_dir: str | os
     video = rearrange(video, "n c f h w -> c (n f) h w")[:, :frames]  # (1, frames, 112, 112)
     sample_s = time.time() - t1
     write_mp4(video, out, lay.fps, overwrite=True)
-    ecg_shown = ecg.permute(1, 0, 2).reshape(12, -1)[:, : int(round(frames / lay.fps * lay.ecg_fs_hz))]
+    ecg_shown = rearrange(ecg, "n l t -> l (n t)")[:, : int(round(frames / lay.fps * lay.ecg_fs_hz))]
     if filmstrip:
         write_filmstrip(video, lay.fps, ecg_shown.numpy(), lay.ecg_fs_hz, strip,
                         title=f"synth echo: {Path(record.source or 'ECG').name}, seed {seed}"

@@ -146,7 +146,9 @@ def write_mp4(video: Tensor | np.ndarray, path: str | os.PathLike, fps: float, *
         with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
             stream = container.add_stream("libx264", rate=_fraction(rate, 1000))
             stream.width, stream.height, stream.pix_fmt = padded.shape[2], padded.shape[1], "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "medium", "profile": "high"}
+            # One encoder thread: x264's frame threads made the same frames encode differently between runs.
+            stream.options = {"crf": str(crf), "preset": "medium", "profile": "high", "threads": "1"}
+            stream.codec_context.thread_count = 1
             for frame in padded:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                     container.mux(packet)

@@ -34,6 +34,9 @@ class PPGAdapter(Adapter):
         hidden_channels: int = 64
         #: Samples per token; a power of two (one stride-2 convolution per factor of two).
         downsample: int = 8
+        #: Also emit the standardised PPG as one channel (B, 1, T) for concatenation to x_t (PPG and ECG at the
+        #: same rate and length, so the network sees the pulse in register with the beat it drives).
+        as_channels: bool = False
 
         def __post_init__(self) -> None:
             super().__post_init__()
@@ -45,6 +48,9 @@ class PPGAdapter(Adapter):
         self.cfg = cfg
         self.length = cfg.length or signal.length
         self.num_tokens = math.ceil(self.length / cfg.downsample)
+        if cfg.as_channels and self.length != signal.length:
+            raise ValueError("as_channels needs the PPG to have the model's signal.length")
+        self.num_channels = 1 if cfg.as_channels else 0
         h = cfg.hidden_channels
         layers: list[nn.Module] = [nn.Conv1d(1, h, 7, padding=3), nn.SiLU()]
         for _ in range(int(math.log2(cfg.downsample))):
@@ -58,8 +64,9 @@ class PPGAdapter(Adapter):
         if x.ndim != 3 or x.shape[1:] != (1, self.length):
             raise ValueError(f"cond['ppg'] must be (B, 1, {self.length}), got {tuple(x.shape)}")
         x = (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True).clamp(min=1e-6)
+        channels = x if self.cfg.as_channels else None  # (B, 1, T)
         x = F.pad(x, (0, self.num_tokens * self.cfg.downsample - self.length))  # (B, 1, N*ds)
         h = self.encoder(x)  # (B, H, N)
         tokens = self.proj(rearrange(h, "b h n -> b n h")) + self.position_embedding  # (B, N, D)
         mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=self.device)  # (B, N)
-        return AdapterOutput(tokens=tokens, mask=mask)
+        return AdapterOutput(tokens=tokens, mask=mask, channels=channels)

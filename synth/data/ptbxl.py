@@ -182,6 +182,10 @@ class PTBXL:
                     out[i, col[c]] = 1.0
         return out, classes
 
+    def english_reports(self) -> dict[int, str]:
+        """``{ecg_id: English report}`` composed from each record's SCP statements (see :func:`english_report`)."""
+        return {int(i): english_report(codes, self.statements) for i, codes in zip(self.table.index, self.table["scp_codes"])}
+
     def summary(self) -> dict:
         allr = getattr(self, "all_records", self.table)
         return {
@@ -249,6 +253,33 @@ class PTBXL:
                 out[start : start + len(block)] = block
                 start += len(block)
                 bar.update(len(block))
+
+
+def english_report(scp_codes: dict[str, float], statements) -> str:
+    """An English report composed from SCP statements and their likelihoods, e.g. ``"sinus rhythm, left
+    ventricular hypertrophy, possible anteroseptal myocardial infarction"``.
+
+    PTB-XL's own reports are mostly German free text; this gives every record an English twin in the words of
+    ``scp_statements.csv``. Order: rhythm statements, then diagnostic, then form statements, each by decreasing
+    likelihood. Likelihood (0-100, PTB-XL's confidence of a diagnostic statement) becomes a qualifier: >= 80 or 0
+    (not stated, as for rhythm and form) plain, 50-79 ``probable``, below 50 ``possible``.
+    """
+    desc = statements["description"].to_dict() if "description" in statements else {}
+    rhythm = set(statements.index[statements.get("rhythm", 0) == 1]) if len(statements) else set()
+    diagnostic = set(statements.index[statements.get("diagnostic", 0) == 1]) if len(statements) else set()
+
+    def group(code: str) -> int:
+        return 0 if code in rhythm else 1 if code in diagnostic else 2
+
+    parts = []
+    for code, lik in sorted(scp_codes.items(), key=lambda kv: (group(kv[0]), -float(kv[1] or 0), kv[0])):
+        text = str(desc.get(code, "")).strip() or code
+        lik = float(lik or 0)
+        qualifier = "" if lik >= 80 or lik == 0 else "probable " if lik >= 50 else "possible "
+        phrase = qualifier + text.replace("(former EDIS)", "").strip()
+        if phrase not in parts:
+            parts.append(phrase)
+    return ", ".join(parts)
 
 
 def _read_chunk(paths: list[str], fs_hz: int) -> np.ndarray:

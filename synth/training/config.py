@@ -32,8 +32,12 @@ MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
 
 @dataclass
 class DataConfig:
-    """Where the training windows come from (PTB-XL; folds 1-8 train, 9 validation)."""
+    """Where the training windows come from (PTB-XL folds 1-8 train, 9 validation; BIDMC subjects 1-37 / 38-45)."""
 
+    #: ``ptbxl`` (windows + the fields the model reads), ``ptbxl_report`` (each record twice: its report and an
+    #: English one composed from its SCP statements; plus the measured heart rate), ``ptbxl_leads`` (12 leads +
+    #: a lead mask drawn per item), ``bidmc_ppg`` (PPG → ECG lead II); see :mod:`synth.training.tasks`.
+    kind: Literal["ptbxl", "ptbxl_report", "ptbxl_leads", "bidmc_ppg"] = "ptbxl"
     root: str = "../shared/data/ptbxl"
     fs_hz: int = 100
     #: ``load_signals`` cache folder: the signals are read once and memory-mapped after that. null: in memory.
@@ -49,6 +53,8 @@ class DataConfig:
     standardise: bool = False
 
     def __post_init__(self) -> None:
+        if self.kind == "bidmc_ppg":
+            return
         if self.fs_hz not in (100, 500):
             raise ValueError(f"data.fs_hz must be 100 or 500 (PTB-XL's rates), got {self.fs_hz}")
 

@@ -459,6 +459,8 @@ def build_datasets(cfg: TrainConfig, model: nn.Module, config_file: Path) -> tup
 
     d = cfg.data
     signal = getattr(getattr(model, "cfg", None), "signal", None)
+    if d.kind == "bidmc_ppg":
+        return _bidmc_datasets(cfg, signal, config_file)
     if signal is not None and float(signal.fs_hz) != float(d.fs_hz):
         raise TrainingError(f"the model generates {signal.fs_hz} Hz, data.fs_hz is {d.fs_hz}",
                             hint="make data.fs_hz match the model's signal.fs_hz")
@@ -466,7 +468,8 @@ def build_datasets(cfg: TrainConfig, model: nn.Module, config_file: Path) -> tup
     if fields is None:
         reads = sorted(getattr(getattr(model, "conditioning", None), "keys", ()))
         fields = [k for k in reads if k in BUILTIN_FIELDS]
-        unmet = [k for k in reads if k not in BUILTIN_FIELDS]
+        provided = {"ptbxl_report": {"heart_rate"}, "ptbxl_leads": {"lead_mask"}}.get(d.kind, set())
+        unmet = [k for k in reads if k not in BUILTIN_FIELDS and k not in provided]
         if unmet:
             warnings.warn(f"PTB-XL has no {unmet} for this model; they are trained as absent", stacklevel=2)
     length = d.window_length or (signal.length if signal is not None else None)
@@ -475,11 +478,52 @@ def build_datasets(cfg: TrainConfig, model: nn.Module, config_file: Path) -> tup
     kwargs = dict(cache_dir=cache, leads=d.leads, cond_fields=fields, label_kind=d.label_kind,
                   window_length=length, window_stride=d.window_stride, standardise=d.standardise,
                   progress=cfg.progress)
-    train, val = PTBXLWindows(ptbxl.split("train"), **kwargs), PTBXLWindows(ptbxl.split("val"), **kwargs)
+    if d.kind == "ptbxl_report":
+        from synth.training.tasks import ReportWindows, measured_heart_rates
+
+        kwargs["cond_fields"] = list(dict.fromkeys([*fields, "report"]))
+        english = ptbxl.english_reports()
+        sets = []
+        for split in ("train", "val"):
+            view = ptbxl.split(split)
+            signals = view.load_signals(cache_dir=cache, progress=cfg.progress)
+            hr = measured_heart_rates(signals, d.fs_hz, progress=cfg.progress)
+            extra = {"heart_rate": dict(zip(view.ecg_ids, hr.tolist()))}
+            base = PTBXLWindows(view, **{**kwargs, "cond_fields": [*kwargs["cond_fields"], "heart_rate"]},
+                                extra_fields=extra)
+            sets.append(ReportWindows(base, english))
+        train, val = sets
+    elif d.kind == "ptbxl_leads":
+        from synth.training.tasks import LeadSubsetWindows
+
+        kwargs["cond_fields"] = ["leads"]
+        train = LeadSubsetWindows(PTBXLWindows(ptbxl.split("train"), **kwargs), seed=cfg.seed)
+        val = LeadSubsetWindows(PTBXLWindows(ptbxl.split("val"), **kwargs), seed=cfg.seed + 1)
+    else:
+        train, val = PTBXLWindows(ptbxl.split("train"), **kwargs), PTBXLWindows(ptbxl.split("val"), **kwargs)
     if signal is not None and train.sample_shape[0] != signal.channels:
         raise TrainingError(f"data.leads gives {train.sample_shape[0]} channels, the model generates "
                             f"{signal.channels}", hint="make data.leads match the model's signal.channels")
     return train, val
+
+
+def _bidmc_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tuple[Dataset, Dataset]:
+    """BIDMC PPG → ECG lead II windows: training subjects 1-37, validation 38-45 (test 46-53 never read)."""
+    from synth.data.bidmc import BIDMC, FS_HZ
+    from synth.training.tasks import PPGWindows
+
+    d = cfg.data
+    if signal is not None and float(signal.fs_hz) != FS_HZ:
+        raise TrainingError(f"BIDMC is sampled at {FS_HZ:g} Hz, the model generates {signal.fs_hz} Hz")
+    length = d.window_length or (signal.length if signal is not None else None)
+    if length is None:
+        raise TrainingError("data.window_length is needed for bidmc_ppg", path=config_file)
+    bidmc = BIDMC(_resolve(d.root, config_file))
+    out = []
+    for split in ("train", "val"):
+        records = [bidmc.record(s) for s in bidmc.split(split)]
+        out.append(PPGWindows(records, length, d.window_stride))
+    return out[0], out[1]
 
 
 def plot_samples(model: nn.Module, step: int, out_dir: Path) -> None:

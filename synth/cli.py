@@ -332,6 +332,30 @@ def cmd_echo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_ppg2ecg(args: argparse.Namespace) -> int:
+    from evaluation.ppg_bench import run_ppg2ecg
+
+    data = args.data
+    if data is None:
+        shared = Path("..") / "shared" / "data" / "bidmc"
+        if shared.is_dir():
+            data = shared
+        else:
+            from synth.data.sample import sample_bidmc_root
+
+            data = sample_bidmc_root()
+    if args.samples < 1:
+        raise DataError(f"--samples must be at least 1, got {args.samples}")
+    report = run_ppg2ecg(args.generator, data, out_dir=args.out, split=args.split, seed=args.seed,
+                         n_boot=args.n_boot, steps=args.steps, samples=args.samples, force=args.force,
+                         progress=not args.quiet)
+    for name, g in report["generators"].items():
+        print(f"{name:<28} r {g['pearson_r']['estimate']:.3f}  RMSE(z) {g['rmse_z']['estimate']:.3f}  "
+              f"HR error {g['hr_error_bpm']['estimate']:.1f} bpm")
+    print(f"report written to {args.out}/report.md ({report['wall_s']:.0f} s)")
+    return 0
+
+
 def cmd_bench_echo(args: argparse.Namespace) -> int:
     from evaluation.echo import print_summary, run_echo_bench
 
@@ -534,6 +558,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench_echo)
+
+    p = bsub.add_parser("ppg2ecg", help="PPG → ECG lead II on BIDMC's held-out subjects: r, RMSE, HR error")
+    p.add_argument("--generator", action="append", required=True, metavar="CHECKPOINT|baseline:linear",
+                   help="repeatable; a PPG → ECG export folder or baseline:linear")
+    p.add_argument("--data", help="BIDMC folder (default ../shared/data/bidmc if present, else the shipped sample)")
+    p.add_argument("--split", default="test", choices=("test", "val"), help="subjects scored (default test)")
+    p.add_argument("--out", required=True, help="output folder (must not exist unless --force)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
+    p.add_argument("--steps", type=int, help="sampler steps for checkpoints (default: the model's)")
+    p.add_argument("--samples", type=int, default=1, help="samples averaged per window for checkpoints")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_bench_ppg2ecg)
     return parser
 
 

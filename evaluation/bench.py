@@ -1,0 +1,594 @@
+"""``synth bench``: every metric of :mod:`evaluation` for one or more generators, in one process, one run.
+
+- :func:`run_fidelity`: conditions (labels, age, sex, heart rate) are taken from ``n`` real records of the chosen
+  split; each generator produces one record per condition; then the Fréchet distance beside its real-vs-real
+  floor (bootstrap 95% intervals), k-NN precision/recall, memorisation against the training folds and the
+  physiology checks, with ``report.md``, ``report.json`` and PNG plots.
+- :func:`run_reconstruct`: lead reconstruction from the given leads, per-lead MAE / RMSE / Pearson r (bootstrap
+  95% intervals over records), amplitude ratio and lag on the leads that were not given.
+
+Generators are ``baseline:NAME`` (``real-train``, ``ecgsyn``, ``nearest``, ``linear``) or an exported model folder
+(``config.json`` + ``model.safetensors``). Everything fitted (PCA basis, scaler, linear map) is fitted on the
+training folds (1-8) only; nothing is selected on the scored split. Outputs are written into a staging folder
+beside ``out_dir`` and renamed at the end, so an interrupted run leaves no half-written report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from synth.data.leads import LEADS_12
+from synth.errors import DataError, OutputExistsError
+from synth.io_utils import staged_folder
+
+BASELINES_FIDELITY = ("real-train", "ecgsyn", "nearest")
+BASELINES_RECONSTRUCT = ("linear",)
+ALL_BASELINES = BASELINES_FIDELITY + BASELINES_RECONSTRUCT
+CLASSIFIER_NAME = "ecg_classifier_ptbxl"  # under the checkpoints folder (synth.tasks.common.checkpoints_root)
+PCA_DIM = 16  # components per lead; fixed in advance, not tuned on any fold
+PCA_FIT_MAX = 2000  # training records the PCA basis is fitted on (disjoint from the floor's records)
+K_NN = 3  # Kynkäänniemi et al. 2019
+N_BOOT = 200
+FS_HZ = 100
+
+
+# -- inputs ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """One ``--generator`` argument: a baseline name or a checkpoint folder."""
+
+    text: str
+    baseline: str | None = None
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return f"baseline:{self.baseline}" if self.baseline else self.path.name
+
+
+def parse_generator(text: str, *, allowed: Sequence[str]) -> GeneratorSpec:
+    """``baseline:NAME`` (one of ``allowed``) or an export folder; raises :class:`DataError` otherwise."""
+    if text.startswith("baseline:"):
+        name = text.split(":", 1)[1]
+        if name not in allowed:
+            known = ", ".join(f"baseline:{b}" for b in allowed)
+            extra = f" (baseline:{name} belongs to the other bench command)" if name in ALL_BASELINES else ""
+            raise DataError(f"unknown baseline {text!r} for this command{extra}", hint=f"choose from {known}")
+        return GeneratorSpec(text, baseline=name)
+    path = Path(text)
+    if not (path / "config.json").is_file():
+        raise DataError("generator is neither baseline:NAME nor an exported model folder (config.json missing)",
+                        path=path, hint=f"use baseline:{'|baseline:'.join(allowed)} or a folder from `synth train`")
+    return GeneratorSpec(text, path=path)
+
+
+def _parse_generators(texts: Sequence[str], allowed: Sequence[str]) -> list[GeneratorSpec]:
+    if not texts:
+        raise DataError("give at least one --generator")
+    specs = [parse_generator(t, allowed=allowed) for t in texts]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise DataError(f"a generator is named twice: {names}")
+    return specs
+
+
+def default_data_root() -> Path:
+    """``../shared/data/ptbxl`` when present, else the PTB-XL sample shipped with the package."""
+    shared = Path("..") / "shared" / "data" / "ptbxl"
+    if (shared / "ptbxl_database.csv").exists():
+        return shared
+    from synth.data.sample import sample_ptbxl_root
+
+    return sample_ptbxl_root()
+
+
+def _check_out(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and not force:
+        raise OutputExistsError("output folder already exists", path=out_dir, hint="choose another --out or pass --force")
+
+
+def _open(data_root: str | os.PathLike, split: str, n: int, *, minimum: int = 1):
+    from synth.data.ptbxl import PTBXL
+
+    if split not in ("train", "val", "test"):
+        raise DataError(f"unknown split {split!r}; choose val or test")
+    if split == "train":
+        raise DataError("the scored split cannot be the training split (folds 1-8)", hint="use --split test or val")
+    ds = PTBXL(data_root, FS_HZ)
+    scored, train = ds.split(split), ds.split("train")
+    if n < minimum:
+        raise DataError(f"--n must be at least {minimum}, got {n}")
+    if n > len(scored):
+        raise DataError(f"--n {n} is larger than the {split} split ({len(scored)} records)", path=data_root)
+    if len(train) < 2:
+        raise DataError(f"the training split has {len(train)} records; need at least 2", path=data_root)
+    return ds, scored, train
+
+
+def _load(view, cache_dir: str | os.PathLike | None, progress: bool) -> np.ndarray:
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    return view.load_signals(cache_dir=cache_dir, progress=progress)
+
+
+def _tqdm(*args, **kw):
+    from tqdm.auto import tqdm
+
+    return tqdm(*args, **kw)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return None if not math.isfinite(float(x)) else float(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+# -- features ----------------------------------------------------------------------------------------------------
+
+
+def load_feature_extractor(spec: str | os.PathLike) -> Callable[[np.ndarray], np.ndarray]:
+    """``x (N, C, T) mV -> (N, D)`` float64 from a classifier folder or a ``module:factory`` extractor
+    (:func:`evaluation.classifier.load_feature_extractor`)."""
+    from evaluation.classifier import load_feature_extractor as load
+
+    extractor = load(spec)
+
+    def extract(x: np.ndarray) -> np.ndarray:
+        f = np.asarray(extractor.features(np.asarray(x, dtype=np.float32)))
+        return f.reshape(len(f), -1).astype(np.float64)
+
+    extract.extractor = extractor  # the classifier behind it (condition consistency uses its predict)
+    return extract
+
+
+# -- conditions and generators -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Conditions:
+    """The ``n`` real records whose conditions the generators are asked to reproduce."""
+
+    ecg_ids: list[int]
+    signals: np.ndarray  # (n, 12, T) mV
+    labels: np.ndarray  # (n, 5) multi-hot NORM, MI, STTC, CD, HYP
+    classes: list[str]
+    age: np.ndarray  # (n,) years, NaN when missing
+    sex: np.ndarray  # (n,) 0 male / 1 female, NaN when missing
+    heart_rate: np.ndarray  # (n,) bpm measured on the real record, NaN when no beats were found
+    report: list[str]  # English report composed from each record's SCP statements (what a user would prompt)
+
+
+def _conditions(scored, scored_signals: np.ndarray, index: np.ndarray, progress: bool) -> Conditions:
+    from evaluation.physiology import heart_rate
+    from synth.data.ptbxl import SUPERCLASSES
+
+    ids = [scored.ecg_ids[i] for i in index]
+    labels, classes = scored.multi_hot("superclasses", SUPERCLASSES)
+    x = np.asarray(scored_signals[index], dtype=np.float32)
+    table = scored.table.loc[ids]
+    age = table["age"].to_numpy(dtype=np.float64)
+    sex = table["sex"].map({"M": 0.0, "F": 1.0}).to_numpy(dtype=np.float64)
+    hr = np.full(len(x), np.nan)
+    for i in _tqdm(range(len(x)), desc="heart rate of the real records", unit="rec", disable=not progress):
+        hr[i] = heart_rate(x[i], FS_HZ)
+    english = scored.english_reports()
+    return Conditions(ids, x, labels[index], classes, age, sex, hr, [english[i] for i in ids])
+
+
+def _requested_hr(cond: Conditions) -> np.ndarray:
+    """The heart rate asked of a generator: the real record's, NaN replaced by the median, within 30-200 bpm."""
+    hr = cond.heart_rate.copy()
+    fill = np.nanmedian(hr) if np.isfinite(hr).any() else 70.0
+    return np.clip(np.where(np.isfinite(hr), hr, fill), 30.0, 200.0)
+
+
+def _checkpoint_condition(model, cond: Conditions, rows: slice):
+    """The ``cond`` dict a checkpoint accepts, from the real records' conditions (only the keys it reads)."""
+    import torch
+
+    from synth.conditioning.labels import LabelsAdapter
+
+    keys = set(model.conditioning.keys)
+    out: dict = {}
+    if "labels" in keys:
+        adapter = next(a for a in model.conditioning.adapters.values() if isinstance(a, LabelsAdapter))
+        if adapter.classes is None:
+            raise DataError("the model's labels adapter names no classes: cannot map PTB-XL labels to it")
+        names = [[c for c, v in zip(cond.classes, row) if v > 0.5] for row in cond.labels[rows]]
+        known = {c.upper() for c in adapter.classes}
+        out["labels"] = adapter.multi_hot([[c for c in r if c.upper() in known] for r in names])
+    if "age" in keys:
+        out["age"] = torch.tensor(cond.age[rows], dtype=torch.float32)
+    if "sex" in keys:
+        out["sex"] = torch.tensor(cond.sex[rows], dtype=torch.float32)
+    if "heart_rate" in keys:
+        out["heart_rate"] = torch.tensor(_requested_hr(cond)[rows], dtype=torch.float32)
+    if "report" in keys:
+        out["report"] = cond.report[rows]
+    unsupported = keys - {"labels", "age", "sex", "heart_rate", "report"}
+    if unsupported and not out:
+        raise DataError(f"this model is conditioned on {sorted(keys)}; bench fidelity provides report, labels, age, "
+                        "sex and heart_rate", hint="use synth bench reconstruct for lead-conditioned models")
+    return out
+
+
+def _load_model(spec: GeneratorSpec, *, windowed: bool = False):
+    """A 12-lead checkpoint at 100 Hz; 10 s long, unless ``windowed`` (reconstruction runs any window length)."""
+    from synth.checkpoint import load_pretrained
+
+    model = load_pretrained(spec.path)
+    sig = model.cfg.signal
+    if sig.channels != 12 or float(sig.fs_hz) != FS_HZ or (sig.length != 10 * FS_HZ and not windowed):
+        raise DataError(f"model generates {sig.channels} channels x {sig.length} samples at {sig.fs_hz:g} Hz; bench "
+                        f"compares 12-lead 10 s records at {FS_HZ} Hz", path=spec.path)
+    return model
+
+
+def _sample_checkpoint(model, cond_fn, n: int, seed: int, batch_size: int, steps: int | None, desc: str,
+                       progress: bool) -> np.ndarray:
+    import torch
+
+    out = np.empty((n, 12, model.cfg.signal.length), dtype=np.float32)
+    with _tqdm(total=n, desc=desc, unit="ECG", disable=not progress) as bar:
+        for chunk, start in enumerate(range(0, n, batch_size)):
+            rows = slice(start, min(n, start + batch_size))
+            size = rows.stop - rows.start
+            generator = torch.Generator().manual_seed(seed + chunk)
+            with torch.no_grad():
+                x = model.sample(cond_fn(rows), size, steps=steps, generator=generator)
+            out[rows] = x.detach().cpu().numpy()
+            bar.update(size)
+    return out
+
+
+def _generate(spec: GeneratorSpec, cond: Conditions, train_pool: np.ndarray, train_labels: np.ndarray,
+              real_train_pool: np.ndarray, *, seed: int, batch_size: int, steps: int | None, progress: bool
+              ) -> tuple[np.ndarray, dict]:
+    """``(n, 12, T)`` records for the conditions, and notes on how they were made. ``real_train_pool``: the
+    training records baseline:real-train draws from (those the PCA basis was not fitted on, where enough)."""
+    from evaluation import baselines
+
+    n = len(cond.ecg_ids)
+    if spec.baseline == "real-train":
+        x, _ = baselines.real_train_baseline(real_train_pool, n, seed=seed)
+        return x, {"how": "n real training records drawn at random (ignores the conditions): the floor"}
+    if spec.baseline == "ecgsyn":
+        hr = _requested_hr(cond)
+        out = np.empty((n, 12, 10 * FS_HZ), dtype=np.float32)
+        for i in _tqdm(range(n), desc="baseline:ecgsyn", unit="ECG", disable=not progress):
+            out[i] = baselines.ecgsyn_baseline(1, hr[i], FS_HZ, 10.0, seed=seed + i)[0]
+        return out, {"how": "NeuroKit2 ecg_simulate(method='multileads') at each real record's heart rate"}
+    if spec.baseline == "nearest":
+        gen = baselines.NearestNeighbourGenerator(train_pool, labels=train_labels)
+        x, _ = gen.sample(labels=cond.labels, seed=seed)
+        return x, {"how": "training record with the closest superclass labels (Hamming), ties broken at random"}
+    model = _load_model(spec)
+    x = _sample_checkpoint(model, lambda rows: _checkpoint_condition(model, cond, rows), n, seed, batch_size, steps,
+                           spec.name, progress)
+    return x, {"how": f"load_pretrained({spec.path}) + sample, conditioned on {sorted(model.conditioning.keys)}"}
+
+
+# -- fidelity ----------------------------------------------------------------------------------------------------
+
+
+def _condition_consistency(featurize, x: np.ndarray, cond: Conditions, *, n_boot: int, seed: int) -> dict | None:
+    """The classifier's macro AUROC for the superclasses requested of each record, scored on what was generated
+    (None without a classifier that predicts those classes). On the real records themselves it is the ceiling."""
+    from evaluation.utility import macro_auroc_ci, per_class_auroc
+
+    extractor = getattr(featurize, "extractor", None)
+    classes = list(getattr(getattr(getattr(extractor, "model", None), "cfg", None), "classes", []) or [])
+    if extractor is None or not callable(getattr(extractor, "predict", None)) or not classes:
+        return None
+    shared = [c for c in cond.classes if c in classes]
+    if not shared:
+        return None
+    scores = np.asarray(extractor.predict(np.asarray(x, dtype=np.float32)))[:, [classes.index(c) for c in shared]]
+    labels = cond.labels[:, [cond.classes.index(c) for c in shared]]
+    ci = macro_auroc_ci(scores, labels, n_boot=n_boot, seed=seed)
+    return {"macro_auroc": ci.as_dict(), "per_class_auroc": dict(zip(shared, per_class_auroc(scores, labels))),
+            "positives": dict(zip(shared, labels.sum(axis=0).astype(int)))}
+
+
+def _concat_features(pca, x: np.ndarray) -> np.ndarray:
+    f = pca.transform(x)  # (N, C, d)
+    return f.reshape(len(f), -1)
+
+
+def run_fidelity(
+    generators: Sequence[str],
+    data_root: str | os.PathLike,
+    *,
+    split: str = "test",
+    n: int = 500,
+    seed: int = 0,
+    out_dir: str | os.PathLike,
+    features: str | os.PathLike | None = None,
+    force: bool = False,
+    cache_dir: str | os.PathLike | None = ".cache/ptbxl",
+    batch_size: int = 64,
+    steps: int | None = None,
+    n_boot: int = N_BOOT,
+    progress: bool = True,
+) -> dict:
+    """Score each generator against ``n`` real records of ``split`` (see the module docstring); returns the
+    report dict written to ``out_dir/report.json``."""
+    from evaluation.frechet import LeadPCA, fd_with_floor
+    from evaluation.manifold import precision_recall
+    from evaluation.memorisation import memorisation_report
+    from evaluation.physiology import physiology_report
+
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    specs = _parse_generators(generators, BASELINES_FIDELITY)
+    _check_out(out_dir, force)
+    ds, scored, train = _open(data_root, split, n, minimum=K_NN + 2)
+    if len(train) < n + 2:
+        raise DataError(f"--n {n} needs at least {n + 2} training records for the floor, found {len(train)}")
+    extractor, feature_note = None, None
+    from synth.tasks.common import checkpoints_root
+
+    default_classifier = checkpoints_root() / CLASSIFIER_NAME
+    if features is None and (default_classifier / "config.json").exists():
+        features = default_classifier
+    if features is not None:
+        extractor = load_feature_extractor(features)
+        feature_note = f"classifier features from {features}"
+
+    rng = np.random.default_rng(seed)
+    scored_x = _load(scored, cache_dir, progress)
+    train_x = _load(train, cache_dir, progress)
+    index = np.sort(rng.choice(len(scored), n, replace=False))
+    cond = _conditions(scored, scored_x, index, progress)
+    # Training records: n for the floor, the rest for the generators (real-train, nearest) and the PCA basis.
+    perm = rng.permutation(len(train))
+    floor_idx, rest_idx = np.sort(perm[:n]), np.sort(perm[n:])
+    floor_x = np.asarray(train_x[floor_idx], dtype=np.float32)
+    train_labels, _ = train.multi_hot("superclasses", cond.classes)
+    pool_x = np.asarray(train_x[rest_idx], dtype=np.float32)
+    pool_labels = train_labels[rest_idx]
+    pca_idx = np.sort(rng.choice(len(rest_idx), min(PCA_FIT_MAX, len(rest_idx)), replace=False))
+    pca_dim = min(PCA_DIM, len(pca_idx))
+    pca = LeadPCA.fit(pool_x[pca_idx], pca_dim)
+    not_pca = np.setdiff1d(np.arange(len(rest_idx)), pca_idx)
+    real_train_pool = pool_x[not_pca] if len(not_pca) >= n else pool_x
+    if extractor is None:
+        feature_note = (f"raw-signal PCA features: {pca_dim} principal components per lead ({12 * pca_dim} in all), "
+                        f"fitted on {len(pca_idx)} training records disjoint from the floor's (no classifier "
+                        f"checkpoint at {default_classifier}; pass --features PATH for classifier features)")
+        featurize = lambda x: _concat_features(pca, x)  # noqa: E731
+    else:
+        featurize = extractor
+    f_test, f_floor = featurize(cond.signals), featurize(floor_x)
+    p_test = pca.transform(cond.signals)
+    p_floor = pca.transform(floor_x)
+    memo_q = float(min(0.25, max(0.01, 10.0 / n)))  # keep quantile * n >= 10 where n allows (fixed rule)
+
+    report: dict = {
+        "command": "fidelity", "data_root": str(data_root), "split": split, "n": n, "seed": seed, "n_boot": n_boot,
+        "fs_hz": FS_HZ, "features": feature_note, "feature_kind": "classifier" if extractor else "raw-signal PCA",
+        "pca_dim": pca_dim, "k": K_NN, "memorisation_quantile": memo_q,
+        "train_records": len(train), "floor_records": n, "condition_ecg_ids": cond.ecg_ids,
+        "real_reference": {}, "generators": {},
+    }
+    # Real references: the scored records' own physiology, and train-vs-test precision/recall.
+    phys_real = physiology_report(cond.signals, FS_HZ)
+    report["real_reference"] = {
+        "physiology": phys_real.as_dict(),
+        "precision_recall_train_vs_test": precision_recall(f_test, f_floor, K_NN).as_dict(),
+        "heart_rate_measured_bpm": cond.heart_rate,
+    }
+    samples, hr_errors = {}, {}
+    for g, spec in enumerate(specs):
+        g_seed = seed + 1000 * (g + 1)
+        gen_start = time.perf_counter()
+        x, notes = _generate(spec, cond, pool_x, pool_labels, real_train_pool, seed=g_seed, batch_size=batch_size, steps=steps,
+                             progress=progress)
+        gen_s = time.perf_counter() - gen_start
+        if not np.isfinite(x).all():
+            bad = int((~np.isfinite(x.reshape(n, -1)).all(axis=1)).sum())
+            raise DataError(f"{spec.name} produced {bad} records with NaN or inf", hint="check the generator")
+        f_gen = featurize(x)
+        fd = fd_with_floor(f_gen, f_test, f_floor, n=n, n_boot=n_boot, seed=seed)
+        p_gen = pca.transform(x)
+        per_lead = {lead: fd_with_floor(p_gen[:, c], p_test[:, c], p_floor[:, c], n=n, n_boot=n_boot, seed=seed)
+                    for c, lead in enumerate(LEADS_12)}
+        pr = precision_recall(f_test, f_gen, K_NN)
+        memo = memorisation_report(x, cond.signals, pool_x, quantile=memo_q)
+        phys = physiology_report(x, FS_HZ, requested_hr_bpm=_requested_hr(cond))
+        consistency = _condition_consistency(featurize, x, cond, n_boot=n_boot, seed=seed)
+        hr_errors[spec.name] = phys.heart_rate_error_bpm
+        samples[spec.name] = x
+        report["generators"][spec.name] = {
+            "spec": spec.text, **notes, "generation_s": gen_s,
+            "fd": fd.as_dict(),
+            "fd_per_lead": {lead: v.as_dict() for lead, v in per_lead.items()},
+            "precision_recall": pr.as_dict(),
+            "memorisation": memo.as_dict(),
+            "physiology": phys.as_dict(),
+            "condition_consistency": consistency,
+        }
+    report["real_reference"]["condition_consistency"] = _condition_consistency(featurize, cond.signals, cond,
+                                                                               n_boot=n_boot, seed=seed)
+    report["wall_s"] = time.perf_counter() - t0
+    report = _jsonable(report)
+    from evaluation.report import fidelity_markdown, plot_fd, plot_hr_errors, plot_overlay
+
+    with staged_folder(out_dir, overwrite=force) as stage:
+        plots = {"fd": plot_fd(report, stage / "fd_with_floor.png"),
+                 "hr_error": plot_hr_errors(hr_errors, stage / "hr_error.png")}
+        for g, name in enumerate(samples):
+            safe = name.replace("baseline:", "baseline_").replace("/", "_")
+            plots[f"overlay:{name}"] = plot_overlay(cond.signals[0], samples[name][0], name, cond.ecg_ids[0],
+                                                    stage / f"overlay_{g:02d}_{safe}.png")
+        report["plots"] = {k: p.name for k, p in plots.items()}
+        (stage / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False), encoding="utf-8")
+        (stage / "report.md").write_text(fidelity_markdown(report), encoding="utf-8")
+    return report
+
+
+# -- reconstruction ----------------------------------------------------------------------------------------------
+
+
+def parse_leads(text: str | Sequence[str]) -> tuple[str, ...]:
+    """Given leads in canonical order from ``II,V1,V5`` or a named set (``3lead``, ``1lead:I``)."""
+    from synth.data.leads import parse_lead_set
+
+    if isinstance(text, str) and not text.strip():
+        raise DataError("give the leads the reconstruction starts from, e.g. --leads II,V1,V5")
+    leads = parse_lead_set(text)  # raises DataError for unknown names and duplicates
+    unknown = [x for x in leads if x not in LEADS_12]
+    if unknown:
+        raise DataError(f"leads {unknown} are not ECG leads of the 12-lead set",
+                        hint=f"use lead names from {', '.join(LEADS_12)}")
+    if len(leads) == len(LEADS_12):
+        raise DataError("all 12 leads are given: nothing to reconstruct", hint="give fewer leads, e.g. II,V1,V5")
+    return tuple(n for n in LEADS_12 if n in leads)
+
+
+def _record_ci(values: np.ndarray, stat: Callable[[np.ndarray], float], n_boot: int, rng: np.random.Generator):
+    from evaluation.bootstrap import percentile_interval
+
+    est = stat(values)
+    reps = np.array([stat(values[rng.integers(0, len(values), len(values))]) for _ in range(n_boot)])
+    return percentile_interval(reps, est).as_dict()
+
+
+def _mean_pooled_rmse(rmse: np.ndarray) -> float:
+    """Mean over the scored leads of each lead's RMSE pooled over records: ``rmse`` (N records, L leads)."""
+    return float(np.mean(np.sqrt(np.mean(rmse**2, axis=0))))
+
+
+def run_reconstruct(
+    generators: Sequence[str],
+    data_root: str | os.PathLike,
+    leads: str | Sequence[str],
+    *,
+    split: str = "test",
+    n: int = 500,
+    seed: int = 0,
+    out_dir: str | os.PathLike,
+    force: bool = False,
+    cache_dir: str | os.PathLike | None = ".cache/ptbxl",
+    batch_size: int = 64,
+    steps: int | None = None,
+    n_boot: int = N_BOOT,
+    samples: int = 1,
+    progress: bool = True,
+) -> dict:
+    """Reconstruct the leads not in ``leads`` on ``n`` records of ``split``; returns the report dict."""
+    from evaluation.baselines import LinearLeadReconstructor
+    from evaluation.paired import paired_metrics
+
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    specs = _parse_generators(generators, BASELINES_RECONSTRUCT)
+    given = parse_leads(leads)
+    _check_out(out_dir, force)
+    ds, scored, train = _open(data_root, split, n, minimum=1)
+    rng = np.random.default_rng(seed)
+    scored_x = _load(scored, cache_dir, progress)
+    index = np.sort(rng.choice(len(scored), n, replace=False))
+    truth = np.asarray(scored_x[index], dtype=np.float32)
+    ids = [scored.ecg_ids[i] for i in index]
+    mask = np.array([lead in given for lead in LEADS_12])
+    report: dict = {"command": "reconstruct", "data_root": str(data_root), "split": split, "n": n, "seed": seed,
+                    "n_boot": n_boot, "fs_hz": FS_HZ, "given": list(given),
+                    "missing": [x for x in LEADS_12 if x not in given], "ecg_ids": ids, "generators": {}}
+    predictions, rmse_by_record = {}, {}
+    for g, spec in enumerate(specs):
+        gen_start = time.perf_counter()
+        if spec.baseline == "linear":
+            train_x = _load(train, cache_dir, progress)
+            model = LinearLeadReconstructor(given).fit(train_x)
+            pred = np.concatenate([model.predict(truth[s : s + 512]) for s in
+                                   _tqdm(iterable=range(0, n, 512), desc="baseline:linear", disable=not progress)])
+            notes = {"how": f"least squares fitted on {len(train)} training records (folds 1-8)",
+                     "weights": model.weights}
+        else:
+            from synth.data.record import Record
+            from synth.tasks.reconstruct import reconstruct
+
+            m = _load_model(spec, windowed=True)
+            keys = set(m.conditioning.keys)
+            if not {"leads", "lead_mask"} <= keys:
+                raise DataError(f"this model is conditioned on {sorted(keys)}, not on given leads", path=spec.path,
+                                hint="reconstruction needs a model with the leads adapter")
+            pred = np.empty_like(truth)
+            spread = np.zeros(len(truth), dtype=np.float64)
+            for i in _tqdm(range(n), desc=spec.name, unit="rec", disable=not progress):
+                rec = Record(truth[i], FS_HZ, LEADS_12)
+                out = reconstruct(m, rec, given, num_samples=samples, steps=steps, seed=seed + 1000 * (g + 1) + i,
+                                  batch_size=batch_size, progress=False)
+                pred[i] = out.mean.signal
+                spread[i] = float(out.spread[~mask].mean())
+            used = steps or m.process.default_steps
+            notes = {"how": f"synth.tasks.reconstruct with {spec.path}: {m.cfg.signal.length}-sample windows, "
+                            f"{used} Euler step(s), mean of {samples} sample(s) per window",
+                     "steps": used, "samples": samples,
+                     "mean_spread_mv": float(spread.mean()) if samples > 1 else None}
+        gen_s = time.perf_counter() - gen_start
+        pm = paired_metrics(pred, truth, FS_HZ, given=given)
+        boot = np.random.default_rng(seed)
+        per_lead = {}
+        for j, lead in enumerate(pm.leads):
+            s = pm.per_lead[lead]
+            per_lead[lead] = {
+                **s.as_dict(),
+                "variance_ratio": float(np.nanmedian(pm.amplitude_ratio[:, j] ** 2)),
+                "mae_ci": _record_ci(pm.mae[:, j], np.mean, n_boot, boot),
+                "rmse_ci": _record_ci(pm.rmse[:, j], lambda v: float(np.sqrt(np.mean(v**2))), n_boot, boot),
+                "pearson_r_ci": _record_ci(pm.pearson_r[:, j], lambda v: float(np.nanmean(v)) if np.isfinite(v).any()
+                                           else float("nan"), n_boot, boot),
+            }
+        predictions[spec.name] = pred
+        rmse_by_record[spec.name] = pm.rmse
+        report["generators"][spec.name] = {
+            "spec": spec.text, **notes, "generation_s": gen_s, "per_lead": per_lead, "mean": pm.mean,
+            "mean_rmse_ci": _record_ci(pm.rmse, _mean_pooled_rmse, n_boot, np.random.default_rng(seed)),
+            "mean_pearson_r_ci": _record_ci(pm.pearson_r, lambda v: float(np.nanmean(v)), n_boot,
+                                            np.random.default_rng(seed)),
+        }
+    names = list(rmse_by_record)
+    report["paired_differences"] = {
+        f"{a} - {b}": _record_ci(np.stack([rmse_by_record[a], rmse_by_record[b]], axis=1),
+                                 lambda v: _mean_pooled_rmse(v[:, 0]) - _mean_pooled_rmse(v[:, 1]), n_boot,
+                                 np.random.default_rng(seed))
+        for i, a in enumerate(names) for b in names[i + 1:]
+    }
+    report["wall_s"] = time.perf_counter() - t0
+    report = _jsonable(report)
+    from evaluation.report import plot_paired, plot_reconstruction, reconstruct_markdown
+
+    with staged_folder(out_dir, overwrite=force) as stage:
+        plots = {"per_lead": plot_paired(report, stage / "per_lead_errors.png")}
+        for g, name in enumerate(predictions):
+            safe = name.replace("baseline:", "baseline_").replace("/", "_")
+            plots[f"overlay:{name}"] = plot_reconstruction(truth[0], predictions[name][0], given, name, ids[0],
+                                                           stage / f"overlay_{g:02d}_{safe}.png")
+        report["plots"] = {k: p.name for k, p in plots.items()}
+        (stage / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False), encoding="utf-8")
+        (stage / "report.md").write_text(reconstruct_markdown(report), encoding="utf-8")
+    return report

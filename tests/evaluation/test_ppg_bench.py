@@ -1,0 +1,42 @@
+"""``synth bench ppg2ecg`` on the shipped BIDMC sample (subject 1 train, 38 val, 46 test), and its linear baseline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from evaluation.ppg_bench import LinearPPGBaseline
+from synth.cli import main
+from synth.data.sample import sample_bidmc_root
+
+
+def test_linear_baseline_recovers_a_known_fir_map():
+    rng = np.random.default_rng(0)
+    ppg = rng.standard_normal(4000)
+    z = (ppg - ppg.mean()) / ppg.std()
+    ecg = 0.7 * np.roll(z, -5) - 0.3 * np.roll(z, 3)  # ECG[t] = 0.7 PPG[t+5] - 0.3 PPG[t-3]
+    model = LinearPPGBaseline(half=8, ridge=1e-8).fit([(ppg, ecg)])
+    pred = model.predict(ppg)
+    inner = slice(20, -20)  # away from the wrap-around of np.roll
+    r = np.corrcoef(pred[inner], ecg[inner])[0, 1]
+    assert r > 0.99
+    assert model.weights[8 + 5] == pytest.approx(0.7 / np.std(ecg), rel=0.05)
+
+
+def test_bench_ppg2ecg_writes_a_report(tmp_path):
+    out = tmp_path / "ppg"
+    code = main(["bench", "ppg2ecg", "--generator", "baseline:linear", "--data", str(sample_bidmc_root()),
+                 "--out", str(out), "--n-boot", "20", "--quiet"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["subjects"] == [46] and report["windows"] == 15  # 120 s in 8 s windows
+    g = report["generators"]["baseline:linear"]
+    assert -1 <= g["pearson_r"]["estimate"] <= 1 and g["rmse_z"]["estimate"] > 0
+    assert (out / "overlay.png").stat().st_size > 10_000 and "| baseline:linear |" in (out / "report.md").read_text()
+    assert main(["bench", "ppg2ecg", "--generator", "baseline:linear", "--data", str(sample_bidmc_root()),
+                 "--out", str(out), "--quiet"]) == 2  # exists, no --force
+    assert main(["bench", "ppg2ecg", "--generator", "baseline:template", "--data", str(sample_bidmc_root()),
+                 "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert not (tmp_path / "x").exists()

@@ -15,7 +15,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 # (class the prompt names, English prompt, German prompt in PTB-XL's own wording)

@@ -94,6 +94,24 @@ def build_condition(model, prompt: Prompt, *, source: str | None = None) -> dict
     return cond
 
 
+def stack_conditions(conds: Sequence[dict], counts: Sequence[int]) -> dict:
+    """One ``cond`` for a mixed batch: prompt ``i``'s batch-of-one ``conds[i]`` repeated ``counts[i]`` times.
+
+    Every prompt must give the same keys (an absent modality is a null token, not a value that can be stacked).
+    """
+    keys = set(conds[0])
+    if any(set(c) != keys for c in conds):
+        raise DataError("prompts batched together must give the same attributes",
+                        hint="generate prompts with different attributes separately")
+    out: dict = {}
+    for key in sorted(keys):
+        if isinstance(conds[0][key], torch.Tensor):
+            out[key] = torch.cat([c[key].expand(n, *c[key].shape[1:]) for c, n in zip(conds, counts)])
+        else:
+            out[key] = [v for c, n in zip(conds, counts) for v in list(c[key]) * n]
+    return out
+
+
 def _cell(row: dict, key: str) -> str | None:
     value = row.get(key)
     return None if value is None or not str(value).strip() else str(value).strip()

@@ -12,6 +12,7 @@ from synth.data.readers import read_record
 from synth.errors import DataError
 from synth.tasks import MAX_REPORT_CHARS, Prompt, build_condition, checkpoint_path, generate, read_prompts
 from synth.tasks.common import load_task_model
+from synth.tasks.generate import stack_conditions
 
 
 def run(argv, capsys):
@@ -45,6 +46,18 @@ def test_generate_is_deterministic_and_resamples_to_500_hz(model):
     up, meta500 = generate(model, prompt, batch_size=2, fs_hz=500)
     assert up.shape[-1] == 5 * a.shape[-1]
     assert meta500[0]["fs_hz"] == 500 and meta500[0]["model_fs_hz"] == 100 and meta500[0]["resampled"] == "polyphase"
+
+
+def test_stack_conditions_repeats_each_prompt_and_refuses_mixed_keys(model):
+    a = build_condition(model, Prompt(report="sinus rhythm", hr=60, labels=["NORM"]))
+    b = build_condition(model, Prompt(report="Sinusrhythmus", hr=110, labels=["MI", "HYP"]))
+    cond = stack_conditions([a, b], [2, 3])
+    assert cond["report"] == ["sinus rhythm"] * 2 + ["Sinusrhythmus"] * 3
+    assert cond["heart_rate"].tolist() == [60, 60, 110, 110, 110]
+    assert cond["labels"].shape == (5, 5) and cond["labels"][4].sum() == 2
+    assert model.sample(cond, 5, steps=1).shape == (5, 12, model.cfg.signal.length)
+    with pytest.raises(DataError, match="same attributes"):
+        stack_conditions([a, build_condition(model, Prompt(report="x"))], [1, 1])
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--out", default="checkpoints/echo_encoder", help="encoder export folder")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=600, help="encoder steps")
+    ap.add_argument("--steps", type=int, default=1500, help="encoder steps")
     ap.add_argument("overrides", nargs="*", help="key=value overrides of the training YAML")
     args = ap.parse_intermixed_args()
     torch.set_num_threads(args.threads)

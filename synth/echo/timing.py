@@ -83,3 +83,27 @@ def beat_times(x: np.ndarray, fs_hz: float) -> BeatTimes:
         if p / fs_hz + 0.2 <= t_est <= p / fs_hz + min(0.65, 0.9 * interval):
             t_end[k] = t_est
     return BeatTimes(r_s=peaks / fs_hz, t_end_s=t_end, rr_s=rr)
+
+
+def pseudo_ecg(r_s: np.ndarray, duration_s: float, *, t_end_s: np.ndarray | None = None, fs_hz: float = 100.0
+               ) -> np.ndarray:
+    """(12, T) mV: a template 12-lead ECG with a QRS at each time of ``r_s`` and a T wave ending at each ``t_end_s``
+    (default R + 0.40 s · √RR), for echo data without an ECG (EchoNet-Dynamic): put ``r_s`` on the end-diastolic
+    frames (``VolumeTracings.csv`` or the LV area maxima) and ``t_end_s`` on the end-systolic ones, and the model
+    gets the cardiac phase it was trained to follow. The waveform is generic (Gaussian P, QRS and T waves with
+    per-lead amplitudes of a normal axis); only its timing carries information."""
+    t = np.arange(int(round(duration_s * fs_hz))) / fs_hz
+    r_s = np.asarray(r_s, dtype=np.float64)
+    rr = np.diff(r_s) if len(r_s) > 1 else np.array([0.8])
+    rr = np.append(rr, np.median(rr))
+    t_end = np.asarray(t_end_s, dtype=np.float64) if t_end_s is not None else r_s + 0.40 * np.sqrt(rr)
+    # (P, QRS, T) amplitudes in mV per lead, I, II, III, aVR, aVL, aVF, V1-V6 (normal axis, R-wave progression).
+    amp = np.array([[0.08, 0.7, 0.2], [0.12, 1.1, 0.3], [0.04, 0.4, 0.1], [-0.10, -0.9, -0.25], [0.02, 0.15, 0.05],
+                    [0.08, 0.75, 0.2], [0.05, -0.6, -0.1], [0.06, -0.2, 0.3], [0.06, 0.4, 0.4], [0.06, 0.9, 0.4],
+                    [0.06, 1.1, 0.3], [0.05, 0.9, 0.25]])
+    x = np.zeros((12, len(t)))
+    for r, te in zip(r_s, t_end):
+        t_peak = te - 0.08
+        for k, (centre, width) in enumerate(((r - 0.16, 0.025), (r, 0.012), (t_peak, 0.045))):
+            x += amp[:, k:k + 1] * np.exp(-0.5 * ((t - centre) / width) ** 2)
+    return x.astype(np.float32)

@@ -42,3 +42,15 @@ def test_synth_echo_errors_name_the_problem(tiny_export, tmp_path, capsys):
     out.write_bytes(b"x")
     assert main(["echo", "--ecg", str(RECORD), "--out", str(out), "--model", str(tiny_export)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_shipped_checkpoint_generates_from_a_shipped_ecg(tmp_path):
+    from synth.echo.generate import DEFAULT_MODEL
+
+    if not (DEFAULT_MODEL / "config.json").is_file():
+        pytest.skip(f"{DEFAULT_MODEL} is not in this checkout")
+    out = tmp_path / "shipped.mp4"
+    assert main(["echo", "--ecg", str(RECORD), "--out", str(out), "--ef", "35", "--seed", "0"]) == 0
+    clip = read_video(out)
+    assert clip.video.shape == (1, 32, 112, 112) and clip.fps == pytest.approx(16.0)
+    assert float(clip.video.std()) > 0.05  # an image, not a flat field

@@ -69,3 +69,14 @@ def test_real_ptbxl_ecg_drives_the_phantom(ptbxl_root):
     clip = simulate(record.signal, record.fs_hz, frames=32, fps=16.0, seed=0)
     assert clip.video.shape == (32, 112, 112)
     assert len(clip.ed_frames) >= 1 and np.isfinite(clip.lv_area_px).all()
+
+
+def test_pseudo_ecg_puts_r_peaks_and_t_ends_where_asked():
+    from synth.echo.timing import pseudo_ecg
+
+    r = np.array([0.3, 1.1, 1.9])
+    x = pseudo_ecg(r, 2.5, t_end_s=r + 0.35, fs_hz=100.0)
+    assert x.shape == (12, 250)
+    times = beat_times(x, 100.0)
+    assert np.allclose(times.r_s, r, atol=0.02)
+    assert np.allclose(times.t_end_s, r + 0.35, atol=0.06)

@@ -79,3 +79,21 @@ def test_parse_lead_set_refuses_bad_specs(spec, needle):
 
 def test_sort_leads_puts_ecg_first_then_other_channels():
     assert sort_leads(["PPG", "V1", "aVF", "I", "RESP", "aVL"]) == ("I", "aVL", "aVF", "V1", "PPG", "RESP")
+
+
+def test_project_limb_leads_keeps_lawful_signals_and_repairs_a_generated_lead():
+    import numpy as np
+
+    from synth.data.leads import LEADS_12, LIMB_FROM_I_II, project_limb_leads
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((2, 12, 40))
+    x[:, :6] = np.einsum("lk,bkt->blt", LIMB_FROM_I_II, rng.standard_normal((2, 2, 40)))
+    x[:, 6:] = rng.standard_normal((2, 6, 40))
+    np.testing.assert_allclose(project_limb_leads(x, [False] * 12), x, atol=1e-12)  # already lawful
+    noisy = x.copy()
+    noisy[:, 0] += 0.5  # lead I generated wrong; II and III given
+    given = [name in ("II", "III") for name in LEADS_12]
+    fixed = project_limb_leads(noisy, given)
+    np.testing.assert_allclose(fixed, x, atol=1e-5)  # I = II - III restored, augmented leads follow
+    assert fixed.dtype == noisy.dtype

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
 from synth.errors import DataError
 
 #: The canonical 12-lead order used by every signal in the project.
@@ -89,3 +91,28 @@ def leads_for_channels(channels: int) -> tuple[str, ...]:
         raise DataError(f"cannot name the {channels} channels of this signal",
                         hint="models generate 12 leads (canonical order), 8 (I, II, V1-V6) or 1 (II)")
     return by_count[channels]
+
+
+#: The six limb leads as linear functions of (I, II): Einthoven (III = II - I) and Goldberger (aVR = -(I + II) / 2,
+#: aVL = I - II / 2, aVF = II - I / 2). Rows follow LEADS_12[:6].
+LIMB_FROM_I_II = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 1.0], [-0.5, -0.5], [1.0, -0.5], [-0.5, 1.0]])
+
+
+def project_limb_leads(signal: np.ndarray, given: Sequence[bool], *, given_weight: float = 1e6) -> np.ndarray:
+    """Make the six limb leads of a 12-lead ``(..., 12, T)`` signal obey the lead laws, trusting the given ones.
+
+    At every sample the limb leads span only two dimensions (I and II). The (I, II) pair is fitted by weighted least
+    squares to all six limb leads, the given leads (``given``, 12 flags in canonical order) with weight
+    ``given_weight`` and the others with weight 1, and the six leads are recomputed from it. Given leads that already
+    obey the laws come back unchanged (up to float rounding); the precordial leads are untouched.
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    if x.shape[-2] != len(LEADS_12):
+        raise ValueError(f"expected 12 leads in canonical order, got {x.shape[-2]}")
+    flags = np.asarray(given, dtype=bool)
+    w = np.where(flags[:6], given_weight, 1.0)  # (6,)
+    a = LIMB_FROM_I_II  # (6, 2)
+    solve = np.linalg.solve(a.T @ (w[:, None] * a), a.T * w)  # (2, 6): limb leads -> (I, II)
+    out = x.copy()
+    out[..., :6, :] = np.einsum("lk,...kt->...lt", a @ solve, x[..., :6, :])
+    return out.astype(np.asarray(signal).dtype)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synth.data.leads import LEADS_12, canonical_leads, sort_leads
+from synth.data.leads import LEADS_12, canonical_leads, project_limb_leads, sort_leads
 from synth.data.record import Record
 from synth.data.transforms import resample
 from synth.errors import DataError
@@ -51,7 +51,8 @@ def check_leads(record: Record, leads: Sequence[str]) -> tuple[str, ...]:
 
 
 def reconstruct(model, record: Record, leads: Sequence[str], *, num_samples: int = 1, steps: int | None = None,
-                seed: int = 0, batch_size: int = 16, progress: bool = True) -> Reconstruction:
+                seed: int = 0, batch_size: int = 16, progress: bool = True, project_limbs: bool = True
+                ) -> Reconstruction:
     """Reconstruct all 12 leads of ``record`` from its ``leads``.
 
     Args:
@@ -59,6 +60,9 @@ def reconstruct(model, record: Record, leads: Sequence[str], *, num_samples: int
         record: any rate and length; other channels (and leads not in ``leads``) are ignored.
         leads: the leads given to the model (names or a set spec already parsed).
         num_samples: K draws per window; the mean is the reconstruction, their std the spread.
+        project_limbs: fit the six limb leads to the lead laws (III = II - I, Goldberger), the given ones
+            exactly (:func:`synth.data.leads.project_limb_leads`), so e.g. aVF follows from a given II and the
+            generated I instead of being generated on its own.
     """
     given = check_leads(record, leads)
     if num_samples < 1:
@@ -82,6 +86,9 @@ def reconstruct(model, record: Record, leads: Sequence[str], *, num_samples: int
                      progress="reconstructing" if progress else None)  # (K, 12, T_m)
     y = fit_length(resample(y, fs_model, record.fs_hz), record.n_samples)  # (K, 12, T_in)
     y[:, idx] = x_in  # the given leads are the input, unchanged
+    if project_limbs:  # limb leads span two dimensions: make the generated ones obey the lead laws with the given
+        y = project_limb_leads(y, [n in given for n in LEADS_12])
+        y[:, idx] = x_in
     spread = y.std(axis=0) if num_samples > 1 else np.zeros_like(y[0])
     spread[idx] = 0.0  # exactly: float rounding of K identical copies is not uncertainty
     meta = {"task": "reconstruct", "given_leads": ",".join(given), "samples": num_samples, "seed": seed,

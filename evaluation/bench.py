@@ -72,6 +72,14 @@ def parse_generator(text: str, *, allowed: Sequence[str]) -> GeneratorSpec:
     return GeneratorSpec(text, path=path)
 
 
+def _generator_seed(seed: int, spec: GeneratorSpec) -> int:
+    """The seed a generator draws with: from ``--seed`` and its own name, so its output does not depend on which
+    other generators share the run or in which order."""
+    import zlib
+
+    return seed + zlib.crc32(spec.name.encode()) % 1_000_000
+
+
 def _parse_generators(texts: Sequence[str], allowed: Sequence[str]) -> list[GeneratorSpec]:
     if not texts:
         raise DataError("give at least one --generator")
@@ -247,7 +255,7 @@ def _load_model(spec: GeneratorSpec, *, windowed: bool = False):
 
 
 def _sample_checkpoint(model, cond_fn, n: int, seed: int, batch_size: int, steps: int | None, desc: str,
-                       progress: bool) -> np.ndarray:
+                       progress: bool, guidance_scale: float = 1.0) -> np.ndarray:
     import torch
 
     out = np.empty((n, 12, model.cfg.signal.length), dtype=np.float32)
@@ -257,15 +265,16 @@ def _sample_checkpoint(model, cond_fn, n: int, seed: int, batch_size: int, steps
             size = rows.stop - rows.start
             generator = torch.Generator().manual_seed(seed + chunk)
             with torch.no_grad():
-                x = model.sample(cond_fn(rows), size, steps=steps, generator=generator)
+                x = model.sample(cond_fn(rows), size, steps=steps, guidance_scale=guidance_scale,
+                                 generator=generator)
             out[rows] = x.detach().cpu().numpy()
             bar.update(size)
     return out
 
 
 def _generate(spec: GeneratorSpec, cond: Conditions, train_pool: np.ndarray, train_labels: np.ndarray,
-              real_train_pool: np.ndarray, *, seed: int, batch_size: int, steps: int | None, progress: bool
-              ) -> tuple[np.ndarray, dict]:
+              real_train_pool: np.ndarray, *, seed: int, batch_size: int, steps: int | None, progress: bool,
+              guidance_scale: float = 1.0) -> tuple[np.ndarray, dict]:
     """``(n, 12, T)`` records for the conditions, and notes on how they were made. ``real_train_pool``: the
     training records baseline:real-train draws from (those the PCA basis was not fitted on, where enough)."""
     from evaluation import baselines
@@ -286,8 +295,10 @@ def _generate(spec: GeneratorSpec, cond: Conditions, train_pool: np.ndarray, tra
         return x, {"how": "training record with the closest superclass labels (Hamming), ties broken at random"}
     model = _load_model(spec)
     x = _sample_checkpoint(model, lambda rows: _checkpoint_condition(model, cond, rows), n, seed, batch_size, steps,
-                           spec.name, progress)
-    return x, {"how": f"load_pretrained({spec.path}) + sample, conditioned on {sorted(model.conditioning.keys)}"}
+                           spec.name, progress, guidance_scale)
+    used = steps or getattr(model.process, "default_steps", None)
+    return x, {"how": f"load_pretrained({spec.path}) + sample ({used} steps, guidance scale {guidance_scale:g}), "
+                      f"conditioned on {sorted(model.conditioning.keys)}"}
 
 
 # -- fidelity ----------------------------------------------------------------------------------------------------
@@ -331,6 +342,7 @@ def run_fidelity(
     batch_size: int = 64,
     steps: int | None = None,
     n_boot: int = N_BOOT,
+    guidance_scale: float = 1.0,
     progress: bool = True,
 ) -> dict:
     """Score each generator against ``n`` real records of ``split`` (see the module docstring); returns the
@@ -388,6 +400,7 @@ def run_fidelity(
 
     report: dict = {
         "command": "fidelity", "data_root": str(data_root), "split": split, "n": n, "seed": seed, "n_boot": n_boot,
+        "guidance_scale": guidance_scale, "steps": steps,
         "fs_hz": FS_HZ, "features": feature_note, "feature_kind": "classifier" if extractor else "raw-signal PCA",
         "pca_dim": pca_dim, "k": K_NN, "memorisation_quantile": memo_q,
         "train_records": len(train), "floor_records": n, "condition_ecg_ids": cond.ecg_ids,
@@ -401,10 +414,11 @@ def run_fidelity(
         "heart_rate_measured_bpm": cond.heart_rate,
     }
     samples, hr_errors = {}, {}
-    for g, spec in enumerate(specs):
-        g_seed = seed + 1000 * (g + 1)
+    for spec in specs:
+        g_seed = _generator_seed(seed, spec)
         gen_start = time.perf_counter()
         x, notes = _generate(spec, cond, pool_x, pool_labels, real_train_pool, seed=g_seed, batch_size=batch_size, steps=steps,
+                             guidance_scale=guidance_scale,
                              progress=progress)
         gen_s = time.perf_counter() - gen_start
         if not np.isfinite(x).all():
@@ -518,7 +532,7 @@ def run_reconstruct(
                     "n_boot": n_boot, "fs_hz": FS_HZ, "given": list(given),
                     "missing": [x for x in LEADS_12 if x not in given], "ecg_ids": ids, "generators": {}}
     predictions, rmse_by_record = {}, {}
-    for g, spec in enumerate(specs):
+    for spec in specs:
         gen_start = time.perf_counter()
         if spec.baseline == "linear":
             train_x = _load(train, cache_dir, progress)
@@ -540,7 +554,7 @@ def run_reconstruct(
             spread = np.zeros(len(truth), dtype=np.float64)
             for i in _tqdm(range(n), desc=spec.name, unit="rec", disable=not progress):
                 rec = Record(truth[i], FS_HZ, LEADS_12)
-                out = reconstruct(m, rec, given, num_samples=samples, steps=steps, seed=seed + 1000 * (g + 1) + i,
+                out = reconstruct(m, rec, given, num_samples=samples, steps=steps, seed=_generator_seed(seed, spec) + i,
                                   batch_size=batch_size, progress=False)
                 pred[i] = out.mean.signal
                 spread[i] = float(out.spread[~mask].mean())

@@ -297,7 +297,8 @@ def _bench_common(args: argparse.Namespace) -> dict:
 def cmd_bench_fidelity(args: argparse.Namespace) -> int:
     from evaluation.bench import run_fidelity
 
-    report = run_fidelity(args.generator, features=args.features, **_bench_common(args))
+    report = run_fidelity(args.generator, features=args.features, guidance_scale=args.guidance_scale,
+                          **_bench_common(args))
     for name, g in report["generators"].items():
         fd = g["fd"]
         print(f"{name:<24} FD {fd['fd']['estimate']:.4g} [{fd['fd']['low']:.4g}, {fd['fd']['high']:.4g}]  floor "
@@ -529,6 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="checkpoints: samples averaged per window (default 1; with --steps 1 the single "
                                 "Euler step from noise is already the model's conditional-mean estimate)")
         else:
+            p.add_argument("--guidance-scale", type=float, default=1.0,
+                           help="classifier-free guidance for checkpoints (default 1 = none)")
             p.add_argument("--features", help="feature-extractor folder (default checkpoints/ecg_classifier_ptbxl if "
                                               "present, else raw-signal PCA features)")
         p.add_argument("--data", help="PTB-XL folder (default ../shared/data/ptbxl if present, else the shipped sample)")

@@ -20,7 +20,7 @@ from synth.errors import SynthError
 Kind = Literal["backbone", "network", "adapter", "sampler"]
 KINDS: tuple[str, ...] = ("backbone", "network", "adapter", "sampler")
 #: Packages whose modules register parts when imported.
-PLUGIN_PACKAGES: tuple[str, ...] = ("synth.generative", "synth.conditioning")
+PLUGIN_PACKAGES: tuple[str, ...] = ("synth.generative", "synth.conditioning", "synth.echo")
 
 T = TypeVar("T")
 

@@ -105,9 +105,9 @@ def test_a_sampler_of_another_process_is_refused(tmp_path):
 def test_registry_lists_every_part_and_names_the_alternatives():
     listed = registry.list_registered()
     assert listed == {
-        "backbone": ["diffusion", "flow", "maskgit", "vae", "vqvae"],
-        "network": ["conv1d_autoencoder", "dit1d", "token_transformer", "unet1d"],
-        "adapter": ["demographics", "ecg", "labels", "leads", "ppg", "text"],
+        "backbone": ["diffusion", "flow", "maskgit", "vae", "video_vqvae", "vqvae"],
+        "network": ["conv1d_autoencoder", "dit1d", "token_transformer", "unet1d", "video_vq_autoencoder"],
+        "adapter": ["demographics", "ecg", "echo_params", "labels", "leads", "ppg", "text"],
         "sampler": ["ddim", "ddpm", "dpmsolver++", "euler", "heun"],
     }
     with pytest.raises(registry.RegistryError, match="unet1d"):

@@ -33,12 +33,18 @@ GEN_IDS = [p.stem for p in GENERATOR_PRESETS]
 AE_IDS = [p.stem for p in AUTOENCODER_PRESETS]
 
 
+def _signal_parts(kind: str) -> set[str]:
+    """Registered names of ``kind`` outside ``synth.echo``: the video parts take (B, C, F, H, W) clips, not the
+    (B, C, T) signals of these presets, and have their own conformance tests in tests/echo."""
+    return {n for n in registry.list_registered()[kind]
+            if not registry.get(kind, n).__module__.startswith("synth.echo")}
+
+
 def test_every_registered_backbone_network_and_sampler_has_a_tiny_preset():
     cfgs = [load_config(p) for p in TINY_PRESETS]
-    registered = registry.list_registered()
-    assert {c.backbone for c in cfgs} == set(registered["backbone"])
-    assert {c.network.name for c in cfgs} == set(registered["network"])
-    assert {a.name for c in cfgs for a in c.conditioning.adapters.values()} == set(registered["adapter"])
+    assert {c.backbone for c in cfgs} == _signal_parts("backbone")
+    assert {c.network.name for c in cfgs} == _signal_parts("network")
+    assert {a.name for c in cfgs for a in c.conditioning.adapters.values()} == _signal_parts("adapter")
 
 
 @pytest.mark.parametrize("path", TINY_PRESETS, ids=IDS)

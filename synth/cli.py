@@ -277,10 +277,21 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
     if args.start or args.duration:
         record = record.crop(args.start, args.duration)
     model, folder = load_task_model(args.checkpoint, "ppg2ecg", required_keys=("ppg",))
+    twelve = None
+    if args.twelve_lead:  # load before the work, so a missing checkpoint fails first
+        twelve = load_task_model(args.reconstruct_checkpoint, "reconstruct", required_keys=("leads", "lead_mask"))
     result = ppg_to_ecg(model, record, num_samples=args.samples, steps=args.steps, seed=args.seed)
     with staged_folder(out, overwrite=args.force) as staging:
         written = write_ppg2ecg(result, record, staging, fmt=args.format, checkpoint=str(folder))
-    print(f"generated ECG lead II from {record.duration_s:.1f} s of PPG: {len(written)} files in {out}/")
+        if twelve is not None:
+            from synth.tasks.ppg2ecg import twelve_lead_from
+            from synth.tasks.reconstruct import write_reconstruction
+
+            lead_ii, recon = twelve_lead_from(result, twelve[0], num_samples=args.samples, seed=args.seed)
+            written += write_reconstruction(recon, lead_ii, staging, fmt=args.format, name="ecg12",
+                                            checkpoint=str(twelve[1]))
+    what = "ECG lead II and all 12 leads" if twelve is not None else "ECG lead II"
+    print(f"generated {what} from {record.duration_s:.1f} s of PPG: {len(written)} files in {out}/")
     return 0
 
 
@@ -483,6 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="record with a PPG/PLETH channel, or a CSV/NPY (declare the rate with --in-fs)")
     p.add_argument("--out", required=True, help="output folder (must not exist unless --force)")
     p.add_argument("--ppg-column", help="name of the PPG column of a CSV whose headers are not lead names")
+    p.add_argument("--twelve-lead", action="store_true",
+                   help="also reconstruct all 12 leads from the generated lead II (the reconstruct checkpoint); "
+                        "amplitudes stay on the PPG model's relative scale")
+    p.add_argument("--reconstruct-checkpoint", help="with --twelve-lead: reconstruction export (default: shipped)")
     p.add_argument("--start", type=float, default=0.0, help="start of the segment used (s)")
     p.add_argument("--duration", type=float, help="length of the segment used (s; default: to the end)")
     p.add_argument("--samples", type=int, default=1, metavar="K", help="draws per window; K > 1 also writes the spread")

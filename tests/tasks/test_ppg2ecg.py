@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from synth.cli import main
+from synth.data.leads import LEADS_12
 from synth.data.readers import read_record
 from synth.data.record import Record
 from synth.data.sample import sample_bidmc_root
@@ -143,3 +144,14 @@ def test_cli_ppg2ecg_refuses_an_existing_folder(use_tiny_checkpoints, tmp_path, 
     (tmp_path / "o").mkdir()
     code, _, err = run(["ppg2ecg", BIDMC_46, "--out", tmp_path / "o"], capsys)
     assert code == 2 and "already exists" in err
+
+
+def test_cli_ppg2ecg_twelve_lead_chains_the_reconstruction(use_tiny_checkpoints, tmp_path, capsys):
+    out = tmp_path / "p12"
+    code, stdout, err = run(["ppg2ecg", BIDMC_46, "--out", out, "--start", 10, "--duration", 12, "--steps", 1,
+                             "--twelve-lead"], capsys)
+    assert code == 0, err
+    ii, twelve = read_record(out / "ecg"), read_record(out / "ecg12")
+    assert twelve.leads == LEADS_12 and twelve.fs_hz == ii.fs_hz and twelve.n_samples == ii.n_samples
+    np.testing.assert_allclose(twelve.channel("II"), ii.channel("II"), atol=2e-3)  # lead II passed through
+    assert "12 leads" in stdout and (out / "ecg12_overlay.png").exists()

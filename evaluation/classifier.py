@@ -350,14 +350,6 @@ def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> tuple
     return model_cfg, train_cfg, Path(recipe.out_dir)
 
 
-def _resolve(path: str, config_file: Path) -> Path:
-    candidate = Path(path).expanduser()
-    if candidate.is_absolute() or candidate.exists():
-        return candidate
-    beside = config_file.parent / candidate
-    return beside if beside.exists() else candidate
-
-
 def train(config: str | os.PathLike, overrides: Sequence[str] = ()) -> Path:
     """Train the classifier a YAML describes with the project's trainer; select on the validation split.
 
@@ -367,15 +359,15 @@ def train(config: str | os.PathLike, overrides: Sequence[str] = ()) -> Path:
 
     from synth.data.ptbxl import PTBXL
     from synth.data.torch_data import PTBXLWindows
-    from synth.training.trainer import Trainer
+    from synth.training.trainer import Trainer, resolve_config_path
 
     config = Path(config)
     model_cfg, train_cfg, out_dir = load_recipe(config, overrides)
     d = train_cfg.data
     if d.fs_hz != model_cfg.fs_hz:
         raise DataError(f"train.data.fs_hz {d.fs_hz} differs from model.fs_hz {model_cfg.fs_hz}")
-    ptbxl = PTBXL(_resolve(d.root, config), fs_hz=d.fs_hz)
-    cache = None if d.cache_dir is None else _resolve(d.cache_dir, config)
+    ptbxl = PTBXL(resolve_config_path(d.root, config), fs_hz=d.fs_hz)
+    cache = None if d.cache_dir is None else resolve_config_path(d.cache_dir, config)
     train_split, val_split = ptbxl.split("train"), ptbxl.split("val")
     train_data = PTBXLWindows(train_split, cache_dir=cache, leads=model_cfg.leads, cond_fields=("labels",),
                               label_kind=model_cfg.label_kind, label_classes=model_cfg.classes,

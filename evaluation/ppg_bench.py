@@ -86,6 +86,7 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
     """Score each generator (``baseline:linear`` or a PPG → ECG export folder) on ``split``'s subjects."""
     from tqdm.auto import tqdm
 
+    from evaluation.bench import _check_out
     from evaluation.physiology import heart_rate
     from synth.data.bidmc import BIDMC, FS_HZ
 
@@ -95,10 +96,7 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
     if not generators:
         raise DataError("give at least one --generator")
     out_dir = Path(out_dir)
-    if out_dir.exists() and not force:
-        from synth.errors import OutputExistsError
-
-        raise OutputExistsError("output folder already exists", path=out_dir, hint="choose another --out or --force")
+    _check_out(out_dir, force)
     bidmc = BIDMC(data_root)
     scored = [s for s in bidmc.split(split) if s in bidmc.subjects]
     train = [s for s in bidmc.split("train") if s in bidmc.subjects]

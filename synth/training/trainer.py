@@ -432,7 +432,7 @@ class Trainer:
 
 
 # -- building a run from YAML ------------------------------------------------------------------------------------
-def _resolve(path: str, config_file: Path) -> Path:
+def resolve_config_path(path: str, config_file: Path) -> Path:
     """A relative path in a config: as given (from the cwd) if it exists, else relative to the config file."""
     candidate = Path(path).expanduser()
     if candidate.is_absolute() or candidate.exists():
@@ -449,7 +449,7 @@ def build_registry_model(cfg: TrainConfig, config_file: Path) -> nn.Module:
     if not cfg.model:
         raise TrainingError("no model config", path=config_file,
                             hint="set model: configs/model/<preset>.yaml in the YAML or model=... on the command line")
-    return registry.build("backbone", load_config(_resolve(cfg.model, config_file)))
+    return registry.build("backbone", load_config(resolve_config_path(cfg.model, config_file)))
 
 
 def build_datasets(cfg: TrainConfig, model: nn.Module, config_file: Path) -> tuple[Dataset, Dataset]:
@@ -473,8 +473,8 @@ def build_datasets(cfg: TrainConfig, model: nn.Module, config_file: Path) -> tup
         if unmet:
             warnings.warn(f"PTB-XL has no {unmet} for this model; they are trained as absent", stacklevel=2)
     length = d.window_length or (signal.length if signal is not None else None)
-    ptbxl = PTBXL(_resolve(d.root, config_file), fs_hz=d.fs_hz)
-    cache = None if d.cache_dir is None else _resolve(d.cache_dir, config_file)
+    ptbxl = PTBXL(resolve_config_path(d.root, config_file), fs_hz=d.fs_hz)
+    cache = None if d.cache_dir is None else resolve_config_path(d.cache_dir, config_file)
     kwargs = dict(cache_dir=cache, leads=d.leads, cond_fields=fields, label_kind=d.label_kind,
                   window_length=length, window_stride=d.window_stride, standardise=d.standardise,
                   progress=cfg.progress)
@@ -518,7 +518,7 @@ def _bidmc_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tuple[D
     length = d.window_length or (signal.length if signal is not None else None)
     if length is None:
         raise TrainingError("data.window_length is needed for bidmc_ppg", path=config_file)
-    bidmc = BIDMC(_resolve(d.root, config_file))
+    bidmc = BIDMC(resolve_config_path(d.root, config_file))
     out = []
     for split in ("train", "val"):
         records = [bidmc.record(s) for s in bidmc.split(split)]

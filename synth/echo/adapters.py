@@ -1,6 +1,12 @@
-"""Echo conditioning beside the ECG: ejection fraction and heart rate → two tokens (B, 2, D), each masked out
-where its value is missing (NaN or key absent), so EchoNet-Dynamic users without ECGs can condition on EF and
-heart rate alone. The ECG itself goes through the core ``ecg`` adapter (:class:`synth.conditioning.leads.ECGAdapter`).
+"""Echo conditioning beside the ECG's own tokens (the core ``ecg`` adapter, :class:`synth.conditioning.leads.ECGAdapter`).
+
+- ``echo_params``: ejection fraction and heart rate → two tokens (B, 2, D), each masked out where its value is
+  missing (NaN or key absent), so EchoNet-Dynamic users without ECGs can condition on EF and heart rate alone;
+  with ``as_channels`` also four per-frame channels (value, present) × (EF, heart rate), constant in time.
+- ``echo_phase``: the cardiac phase of every video frame, derived from the ECG (R-peaks start systole, T-wave ends
+  end it; :func:`synth.echo.timing.phase_features`) → per-frame channels (B, 7, F) that a token network adds to
+  the tokens of each frame group, so the timing of the contraction is given where it acts instead of being
+  learned through cross-attention from raw ECG patches.
 """
 
 from __future__ import annotations
@@ -9,12 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from synth.conditioning.base import Adapter, AdapterOutput, AdapterParams, as_float
 from synth.conditioning.demographics import _fourier
 from synth.config import SignalConfig
+from synth.echo.timing import PHASE_FEATURES, beat_times, phase_features
+from synth.errors import DataError
 from synth.registry import register
 
 
@@ -30,10 +39,13 @@ class EchoParamsAdapter(Adapter):
         num_frequencies: int = 6
         ef_scale: float = 100.0
         heart_rate_scale: float = 200.0
+        #: Also emit (B, 4, F) channels: EF / ef_scale, EF present, heart rate / heart_rate_scale, present.
+        as_channels: bool = False
 
     def __init__(self, cfg: Config, *, dim: int, signal: SignalConfig):
         super().__init__(dim, signal)
         self.cfg = cfg
+        self.num_channels = 4 if cfg.as_channels else 0
         feats = 2 * cfg.num_frequencies + 1
         self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(feats, dim), nn.SiLU(), nn.Linear(dim, dim)) for _ in range(2))
         self.field = nn.Parameter(torch.randn(2, dim) * 0.02)
@@ -49,4 +61,54 @@ class EchoParamsAdapter(Adapter):
             x = torch.nan_to_num(value / scale)  # (B,)
             tokens.append(mlp(torch.cat([x[:, None], _fourier(x, self.cfg.num_frequencies)], dim=-1)))  # (B, D)
         mask = ~torch.isnan(torch.stack(values, dim=1))  # (B, 2)
-        return AdapterOutput(tokens=torch.stack(tokens, dim=1) + self.field, mask=mask)
+        channels = None
+        if self.num_channels:
+            scaled = torch.nan_to_num(torch.stack(values, dim=1) / torch.tensor(
+                [self.cfg.ef_scale, self.cfg.heart_rate_scale], device=self.device))  # (B, 2)
+            per_sample = torch.stack([scaled[:, 0], mask[:, 0], scaled[:, 1], mask[:, 1]], dim=1).float()  # (B, 4)
+            channels = per_sample[:, :, None].expand(-1, -1, self.signal.length)  # (B, 4, F)
+        return AdapterOutput(tokens=torch.stack(tokens, dim=1) + self.field, mask=mask, channels=channels)
+
+
+@register("adapter", "echo_phase")
+class EchoPhaseAdapter(Adapter):
+    """``ecg`` (B, 12, T) mV at ``ecg_fs_hz`` covering the clip → channels (B, 7, F): the cardiac phase at each of
+    the model's F frames (frame f at f / fps s, the ECG starting with the clip), plus one summary token.
+
+    R-peaks and T-ends come from :func:`synth.echo.timing.beat_times`, extrapolated one median R-R interval beyond
+    the window; a clip whose ECG has fewer than two detectable beats gets zeros (the ``present`` row says so)."""
+
+    keys = ("ecg",)
+    num_tokens = 1
+
+    @dataclass
+    class Config(AdapterParams):
+        ecg_fs_hz: float = 100.0
+
+    def __init__(self, cfg: Config, *, dim: int, signal: SignalConfig):
+        super().__init__(dim, signal)
+        self.cfg = cfg
+        self.num_channels = len(PHASE_FEATURES)
+        self.summary = nn.Linear(self.num_channels, dim)
+        self.field = nn.Parameter(torch.randn(1, dim) * 0.02)
+
+    def phase(self, ecg: Tensor) -> Tensor:
+        """(B, 12, T) mV → (B, 7, F) phase features (no gradient: the timing is detected, not learned)."""
+        frame_s = np.arange(self.signal.length) / self.signal.fs_hz
+        rows = []
+        for x in ecg.detach().float().cpu().numpy():
+            try:
+                beats = beat_times(x, self.cfg.ecg_fs_hz)
+            except DataError:
+                beats = None
+            rows.append(phase_features(beats, frame_s))
+        return torch.from_numpy(np.stack(rows)).to(self.device)
+
+    def forward(self, cond: Mapping[str, Any]) -> AdapterOutput:
+        ecg = torch.as_tensor(cond["ecg"])
+        if ecg.ndim != 3:
+            raise ValueError(f"cond['ecg'] must be (B, 12, T), got {tuple(ecg.shape)}")
+        channels = self.phase(ecg)  # (B, 7, F)
+        tokens = self.summary(channels.mean(-1))[:, None] + self.field  # (B, 1, D)
+        mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=self.device)
+        return AdapterOutput(tokens=tokens, mask=mask, channels=channels)

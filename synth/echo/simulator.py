@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.ndimage as ndi
 
-from synth.echo.timing import BeatTimes, beat_times
+from synth.echo.timing import BeatTimes, beat_times, extended_beats
 from synth.errors import DataError
 
 #: Frame geometry of EchoNet-Dynamic videos.
@@ -64,10 +64,7 @@ def random_params(rng: np.random.Generator, *, ef: float | None = None) -> Phant
 
 def volume_fraction(t_s: np.ndarray, beats: BeatTimes) -> np.ndarray:
     """Filling state φ(t) ∈ [0, 1] (1 = end-diastole, 0 = end-systole) at times ``t_s`` (seconds)."""
-    rr_med = float(np.median(beats.rr_s))
-    r = np.concatenate([[beats.r_s[0] - rr_med], beats.r_s, [beats.r_s[-1] + beats.rr_s[-1]]])
-    te = np.concatenate([[beats.r_s[0] - rr_med + (beats.t_end_s[0] - beats.r_s[0])], beats.t_end_s,
-                         [beats.r_s[-1] + beats.rr_s[-1] + (beats.t_end_s[-1] - beats.r_s[-1])]])
+    r, te = extended_beats(beats)
     phi = np.ones_like(t_s, dtype=np.float64)
     k = np.clip(np.searchsorted(r, t_s, side="right") - 1, 0, len(r) - 2)  # beat containing t
     for i, (t, b) in enumerate(zip(t_s, k)):

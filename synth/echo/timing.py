@@ -85,6 +85,53 @@ def beat_times(x: np.ndarray, fs_hz: float) -> BeatTimes:
     return BeatTimes(r_s=peaks / fs_hz, t_end_s=t_end, rr_s=rr)
 
 
+def extended_beats(beats: BeatTimes, cover: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(r, te): the R-peaks and T-ends of ``beats`` with beats added one median RR apart (same QT as the nearest
+    detected beat): one before the first and one after the last, and more until ``cover`` = (t0, t1) seconds lies
+    strictly inside, so every time there has a beat on each side."""
+    rr_med = float(np.median(beats.rr_s))
+    qt_first = beats.t_end_s[0] - beats.r_s[0]
+    qt_last = beats.t_end_s[-1] - beats.r_s[-1]
+    t0, t1 = cover if cover is not None else (beats.r_s[0], beats.r_s[-1])
+    before = max(1, int(np.floor((beats.r_s[0] - t0) / rr_med)) + 1)
+    after = max(1, int(np.floor((t1 - beats.r_s[-1] - beats.rr_s[-1]) / rr_med)) + 2)
+    r_before = beats.r_s[0] - rr_med * np.arange(before, 0, -1)
+    r_after = beats.r_s[-1] + beats.rr_s[-1] + rr_med * np.arange(after)
+    r = np.concatenate([r_before, beats.r_s, r_after])
+    te = np.concatenate([r_before + qt_first, beats.t_end_s, r_after + qt_last])
+    return r, te
+
+
+#: Names of the rows of :func:`phase_features`.
+PHASE_FEATURES = ("present", "sin_cycle", "cos_cycle", "since_r_s", "systole", "systole_fraction",
+                  "diastole_fraction")
+
+
+def phase_features(beats: BeatTimes | None, t_s: np.ndarray) -> np.ndarray:
+    """(7, len(t_s)) float32: the cardiac phase at each time ``t_s`` (seconds, same origin as ``beats``), the rows
+    of :data:`PHASE_FEATURES`: 1 (timing known), sin/cos of the position in the R-R cycle, seconds since the
+    R-peak (clipped to 2), 1 in systole (R-peak to T-end) else 0, the fraction of systole and of diastole elapsed.
+    ``beats`` None (no two detectable beats) gives all zeros: timing unknown."""
+    t_s = np.asarray(t_s, dtype=np.float64)
+    out = np.zeros((len(PHASE_FEATURES), len(t_s)), dtype=np.float32)
+    if beats is None or len(beats.r_s) < 1:
+        return out
+    r, te = extended_beats(beats, (float(t_s.min()), float(t_s.max())) if len(t_s) else None)
+    k = np.clip(np.searchsorted(r, t_s, side="right") - 1, 0, len(r) - 2)  # beat containing each time
+    r0, r1 = r[k], r[k + 1]
+    es = np.minimum(te[k], r0 + 0.8 * (r1 - r0))
+    cycle = np.clip((t_s - r0) / (r1 - r0), 0.0, 1.0)
+    systole = t_s < es
+    out[0] = 1.0
+    out[1] = np.sin(2 * np.pi * cycle)
+    out[2] = np.cos(2 * np.pi * cycle)
+    out[3] = np.clip(t_s - r0, 0.0, 2.0)
+    out[4] = systole
+    out[5] = np.where(systole, np.clip((t_s - r0) / np.maximum(es - r0, 1e-3), 0.0, 1.0), 1.0)
+    out[6] = np.where(systole, 0.0, np.clip((t_s - es) / np.maximum(r1 - es, 1e-3), 0.0, 1.0))
+    return out
+
+
 def pseudo_ecg(r_s: np.ndarray, duration_s: float, *, t_end_s: np.ndarray | None = None, fs_hz: float = 100.0
                ) -> np.ndarray:
     """(12, T) mV: a template 12-lead ECG with a QRS at each time of ``r_s`` and a T wave ending at each ``t_end_s``

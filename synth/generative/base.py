@@ -103,7 +103,9 @@ class GenerativeModel(nn.Module, abc.ABC):
                 "latent: the autoencoder is conditional; a latent model needs an unconditional one",
                 hint="train the vae/vqvae without conditioning.adapters",
             )
-        if self.conditioning.num_channels:
+        # Channels live at the signal rate; only a network that folds them onto its token grid itself (a
+        # token_transformer with time_tokens, adding per-frame channels to a video tokenizer's codes) takes them.
+        if self.conditioning.num_channels and getattr(self.network, "frame_channels", None) is None:
             raise ConfigError(
                 "a latent model cannot take concatenated condition channels (they live at the signal rate)",
                 hint="set as_channels: false; the condition still reaches the network as tokens",

@@ -242,16 +242,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return _write_generated(args, prompts, args.checkpoint, name="report2ecg", prefix="ecg", fs_hz=args.fs)
 
 
-def cmd_reconstruct(args: argparse.Namespace) -> int:
-    from synth.data.leads import parse_lead_set
-    from synth.tasks.common import load_task_model
-    from synth.tasks.reconstruct import check_leads, reconstruct, write_reconstruction
-
+def _task_output(args: argparse.Namespace) -> Path:
+    """The ``--out`` folder of a task command, refused before any work if it exists (without --force) or if
+    ``--samples`` is below 1."""
     out = Path(args.out)
     if out.exists() and not args.force:
         raise OutputExistsError("output folder already exists", path=out, hint="choose another --out or pass --force")
     if args.samples < 1:
         raise DataError(f"--samples must be at least 1, got {args.samples}")
+    return out
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from synth.data.leads import parse_lead_set
+    from synth.tasks.common import load_task_model
+    from synth.tasks.reconstruct import check_leads, reconstruct, write_reconstruction
+
+    out = _task_output(args)
     record = _read(args, Path(args.input))
     given = check_leads(record, parse_lead_set(args.leads))  # before the model is loaded
     model, folder = load_task_model(args.checkpoint, "reconstruct", required_keys=("leads", "lead_mask"))
@@ -267,11 +274,7 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
     from synth.tasks.common import load_task_model
     from synth.tasks.ppg2ecg import ppg_to_ecg, read_ppg, write_ppg2ecg
 
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise OutputExistsError("output folder already exists", path=out, hint="choose another --out or pass --force")
-    if args.samples < 1:
-        raise DataError(f"--samples must be at least 1, got {args.samples}")
+    out = _task_output(args)
     record = read_ppg(args.input, column=args.ppg_column, fs_hz=args.in_fs,
                       leads=parse_lead_set(args.in_leads) if args.in_leads else None, nan_policy=args.nan)
     if args.start or args.duration:

@@ -140,10 +140,11 @@ def test_demo_writes_folder_and_refuses_existing(tmp_path, capsys, monkeypatch):
     """The demo as `make demo` runs it, on the shipped checkpoints (tests/tasks/test_demo.py covers tiny ones)."""
     import re
 
-    from synth.tasks import TASK_CHECKPOINTS, checkpoints_root
+    from synth.demo import DEMO_CHECKPOINTS
+    from synth.tasks import checkpoints_root
 
     monkeypatch.delenv("SYNTH_CHECKPOINTS", raising=False)
-    missing = [n for n in TASK_CHECKPOINTS if not (checkpoints_root() / n / "config.json").is_file()]
+    missing = [n for n in DEMO_CHECKPOINTS if not (checkpoints_root() / n / "config.json").is_file()]
     if missing:
         pytest.skip(f"shipped checkpoints {missing} are not in {checkpoints_root()} yet (trained separately); "
                     "tests/tasks/test_demo.py runs the demo on tiny checkpoints")
@@ -152,6 +153,7 @@ def test_demo_writes_folder_and_refuses_existing(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     summary = (out / "summary.md").read_text()
     assert "## Report → 12-lead" in summary and "### From II, V1, V5" in summary and "## PPG → ECG" in summary
+    assert "## ECG → echo" in summary and (out / "echo" / "echo.mp4").is_file()
     links = re.findall(r"\]\(([^)]+\.png)\)", summary)
     assert len(links) >= 8 and all((out / link).is_file() for link in links)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".demo")]

@@ -21,7 +21,7 @@ def test_demo_on_tiny_checkpoints_writes_records_plots_and_summary(use_tiny_chec
     code, stdout, err = run(["demo", "--out", out], capsys)
     assert code == 0, err
     summary = (out / "summary.md").read_text()
-    for heading in ("## Report → 12-lead", "### From II, V1, V5", "### From II", "## PPG → ECG"):
+    for heading in ("## Report → 12-lead", "### From II, V1, V5", "### From II", "## PPG → ECG", "## ECG → echo"):
         assert heading in summary
     assert "Sinusrhythmus" in summary and "ecg_id" in summary and "fold 10" in summary
     assert re.search(r"RMSE \*\*\d+\.\d+ mV\*\*, Pearson r \*\*-?\d\.\d+\*\*", summary)
@@ -30,6 +30,8 @@ def test_demo_on_tiny_checkpoints_writes_records_plots_and_summary(use_tiny_chec
     assert read_record(out / "reconstruct_3lead" / "reconstructed").leads[6] == "V1"
     assert read_record(out / "ppg2ecg" / "ecg").leads == ("II",)
     assert len(list((out / "generate").glob("prompt*.hea"))) == 8
+    assert (out / "echo" / "echo.mp4").stat().st_size > 0 and (out / "echo" / "echo.png").is_file()
+    assert re.search(r"mean absolute \*\*(\d+|n/a)( ms)?\*\*", summary)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".demo")]
     code, _, err = run(["demo", "--out", out], capsys)
     assert code == 2 and "already exists" in err

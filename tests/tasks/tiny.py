@@ -12,6 +12,7 @@ from synth.config import load_config, model_config_from_dict, model_config_to_di
 from synth.generative import build_model
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "model"
+ECHO_CONFIGS = CONFIGS.parent / "echo"
 
 
 def _dit(channels: int, length: int, fs_hz: float, adapters: dict) -> dict:
@@ -34,8 +35,9 @@ def tiny_configs() -> dict[str, dict]:
     }
 
 
-def save_tiny_checkpoints(root: Path, names=("report2ecg", "reconstruct", "ppg2ecg")) -> Path:
-    """Export the tiny models into ``root/<name>`` (the layout of ``checkpoints/``) and return ``root``."""
+def save_tiny_checkpoints(root: Path, names=("report2ecg", "reconstruct", "ppg2ecg", "echo_maskgit")) -> Path:
+    """Export the tiny models into ``root/<name>`` (the layout of ``checkpoints/``) and return ``root``; the echo
+    model is the tests' tiny ECG → echo MaskGIT over an untrained tiny video tokenizer."""
     for name, cfg in tiny_configs().items():
         if name in names:
             torch.manual_seed(0)
@@ -44,4 +46,9 @@ def save_tiny_checkpoints(root: Path, names=("report2ecg", "reconstruct", "ppg2e
                 for p in model.parameters():
                     p.add_(0.05 * torch.randn_like(p))
             save_pretrained(model, root / name)
+    if "echo_maskgit" in names:
+        import synth.echo  # noqa: F401  (registers the video tokenizer and the echo adapters)
+
+        torch.manual_seed(0)
+        save_pretrained(build_model(load_config(ECHO_CONFIGS / "maskgit_echo_tiny.yaml")), root / "echo_maskgit")
     return root

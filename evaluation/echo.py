@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from synth.echo.generate import DEFAULT_GUIDANCE
 from synth.errors import DataError, MissingFileError
 
 # -- echo encoder --------------------------------------------------------------------------------------------------
@@ -266,7 +267,7 @@ def _mean_ci(x: np.ndarray, seed: int = 0, n_boot: int = 1000) -> dict[str, floa
 
 def run_echo_bench(model_dir: str | os.PathLike, data_root: str | os.PathLike, encoder_dir: str | os.PathLike,
                    out_dir: str | os.PathLike, *, split: str = "TEST", n: int = 100, steps: int | None = None,
-                   guidance_scale: float = 1.0, seed: int = 0, batch_size: int = 8, n_boot: int = 200,
+                   guidance_scale: float = DEFAULT_GUIDANCE, seed: int = 0, batch_size: int = 8, n_boot: int = 200,
                    force: bool = False, progress: bool = True) -> dict[str, Any]:
     """Generate one clip per ``split`` clip from its ECG (+ its EF and heart rate) and score it; writes
     ``report.json`` and ``report.md`` into ``out_dir`` (staged)."""

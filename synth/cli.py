@@ -337,11 +337,12 @@ def cmd_bench_reconstruct(args: argparse.Namespace) -> int:
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
-    from synth.echo.generate import DEFAULT_MODEL, generate_echo
+    from synth.echo.generate import DEFAULT_GUIDANCE, DEFAULT_MODEL, generate_echo
 
+    guidance = DEFAULT_GUIDANCE if args.guidance_scale is None else args.guidance_scale
     result = generate_echo(_read(args, Path(args.ecg)), args.out, model_dir=args.model or DEFAULT_MODEL, ef=args.ef,
                            heart_rate=args.heart_rate, frames=args.frames, start_s=args.start, seed=args.seed,
-                           steps=args.steps, guidance_scale=args.guidance_scale, overwrite=args.force)
+                           steps=args.steps, guidance_scale=guidance, overwrite=args.force)
     print(f"wrote {result['video']} ({result['frames']} frames at {result['fps']:g} fps) and {result['filmstrip']} "
           f"in {result['total_seconds']:.1f} s")
     return 0
@@ -373,9 +374,11 @@ def cmd_bench_ppg2ecg(args: argparse.Namespace) -> int:
 
 def cmd_bench_echo(args: argparse.Namespace) -> int:
     from evaluation.echo import print_summary, run_echo_bench
+    from synth.echo.generate import DEFAULT_GUIDANCE
 
+    guidance = DEFAULT_GUIDANCE if args.guidance_scale is None else args.guidance_scale
     report = run_echo_bench(args.model, args.data, args.encoder, args.out, split=args.split.upper(), n=args.n,
-                            steps=args.steps, guidance_scale=args.guidance_scale, seed=args.seed,
+                            steps=args.steps, guidance_scale=guidance, seed=args.seed,
                             batch_size=args.batch_size, n_boot=args.n_boot, force=args.force, progress=not args.quiet)
     print_summary(report)
     print(f"report written to {args.out}/report.md ({report['wall_s']:.0f} s)")
@@ -522,7 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=float, default=0.0, help="ECG time of the first frame, in seconds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="MaskGIT decoding steps (default: the model's, at most 18)")
-    p.add_argument("--guidance-scale", type=float, default=1.0, help="classifier-free guidance on the logits")
+    p.add_argument("--guidance-scale", type=float,
+                   help="classifier-free guidance on the logits (default 2, chosen on the VAL clips)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     _add_read_options(p)
     p.set_defaults(func=cmd_echo)
@@ -572,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=100, help="clips scored (default 100)")
     p.add_argument("--out", required=True, help="output folder (must not exist unless --force)")
     p.add_argument("--steps", type=int, help="decoding steps (default: the model's)")
-    p.add_argument("--guidance-scale", type=float, default=1.0)
+    p.add_argument("--guidance-scale", type=float, help="default 2, what synth echo uses")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (default 200)")

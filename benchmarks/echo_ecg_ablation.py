@@ -1,7 +1,7 @@
 """Does the ECG → echo prior use its conditions? Masked-token cross-entropy on VAL clips with the true conditions,
 with the ECG and EF/HR of another clip, and with no condition at all (same masks, same seed).
 
-    python benchmarks/echo_ecg_ablation.py --model runs/echo_maskgit/model --data runs/echo_sim
+    python benchmarks/echo_ecg_ablation.py --model checkpoints/echo_maskgit --data runs/echo_sim
 
 A prior that ignores its ECG scores the same in all three rows.
 """
@@ -33,7 +33,7 @@ def masked_ce(model, ids: torch.Tensor, cond: dict, ratio: float, seed: int) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="runs/echo_maskgit/model")
+    ap.add_argument("--model", default="checkpoints/echo_maskgit")
     ap.add_argument("--data", default="runs/echo_sim")
     ap.add_argument("--n", type=int, default=64)
     args = ap.parse_args()

@@ -337,10 +337,12 @@ def cmd_bench_reconstruct(args: argparse.Namespace) -> int:
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
-    from synth.echo.generate import DEFAULT_GUIDANCE, DEFAULT_MODEL, generate_echo
+    from synth.echo.generate import DEFAULT_GUIDANCE, generate_echo
+    from synth.tasks.common import checkpoint_path
 
     guidance = DEFAULT_GUIDANCE if args.guidance_scale is None else args.guidance_scale
-    result = generate_echo(_read(args, Path(args.ecg)), args.out, model_dir=args.model or DEFAULT_MODEL, ef=args.ef,
+    model_dir = args.model or checkpoint_path("echo_maskgit")  # the shipped one, or $SYNTH_CHECKPOINTS/echo_maskgit
+    result = generate_echo(_read(args, Path(args.ecg)), args.out, model_dir=model_dir, ef=args.ef,
                            heart_rate=args.heart_rate, frames=args.frames, start_s=args.start, seed=args.seed,
                            steps=args.steps, guidance_scale=guidance, overwrite=args.force)
     print(f"wrote {result['video']} ({result['frames']} frames at {result['fps']:g} fps) and {result['filmstrip']} "
@@ -518,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("echo", help="ECG record → echocardiogram video (H.264 MP4 + PNG filmstrip with the ECG)")
     p.add_argument("--ecg", required=True, help="12-lead ECG record (WFDB .hea, NPZ, CSV, ...)")
     p.add_argument("--out", required=True, help="output .mp4 (the filmstrip is written beside it as .png)")
-    p.add_argument("--model", help="ECG → echo export folder (default: checkpoints/echo_maskgit)")
+    p.add_argument("--model", help="ECG → echo export folder (default: checkpoints/echo_maskgit, or under "
+                   "$SYNTH_CHECKPOINTS)")
     p.add_argument("--ef", type=float, help="requested ejection fraction in percent (default: left to the model)")
     p.add_argument("--heart-rate", type=float, help="heart rate in bpm (default: measured from the ECG)")
     p.add_argument("--frames", type=int, help="frames to write (default: one clip, 32 frames at 16 fps)")

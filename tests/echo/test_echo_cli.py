@@ -54,3 +54,16 @@ def test_shipped_checkpoint_generates_from_a_shipped_ecg(tmp_path):
     clip = read_video(out)
     assert clip.video.shape == (1, 32, 112, 112) and clip.fps == pytest.approx(16.0)
     assert float(clip.video.std()) > 0.05  # an image, not a flat field
+
+
+def test_synth_echo_default_model_follows_synth_checkpoints(tiny_echo_model, tmp_path, capsys, monkeypatch):
+    """Without --model, `synth echo` takes echo_maskgit from $SYNTH_CHECKPOINTS like the other task commands."""
+    root = tmp_path / "ck"
+    save_pretrained(tiny_echo_model, root / "echo_maskgit")
+    monkeypatch.setenv("SYNTH_CHECKPOINTS", str(root))
+    out = tmp_path / "env.mp4"
+    assert main(["echo", "--ecg", str(RECORD), "--out", str(out)]) == 0
+    assert read_video(out).video.shape[1] == 8  # the tiny model's 8 frames, not the shipped model's 32
+    monkeypatch.setenv("SYNTH_CHECKPOINTS", str(tmp_path / "empty"))
+    assert main(["echo", "--ecg", str(RECORD), "--out", str(tmp_path / "none.mp4")]) == 2
+    assert str(tmp_path / "empty" / "echo_maskgit") in capsys.readouterr().err

@@ -75,8 +75,9 @@ class EchoPhaseAdapter(Adapter):
     """``ecg`` (B, 12, T) mV at ``ecg_fs_hz`` covering the clip → channels (B, 7, F): the cardiac phase at each of
     the model's F frames (frame f at f / fps s, the ECG starting with the clip), plus one summary token.
 
-    R-peaks and T-ends come from :func:`synth.echo.timing.beat_times`, extrapolated one median R-R interval beyond
-    the window; a clip whose ECG has fewer than two detectable beats gets zeros (the ``present`` row says so)."""
+    R-peaks and T-ends come from :func:`synth.echo.timing.beat_times`, extended beyond the window in steps of the
+    median R-R interval (:func:`synth.echo.timing.extended_beats`); a clip whose ECG has fewer than two detectable
+    beats gets zeros (the ``present`` row says so)."""
 
     keys = ("ecg",)
     num_tokens = 1

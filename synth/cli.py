@@ -338,11 +338,9 @@ def cmd_bench_reconstruct(args: argparse.Namespace) -> int:
 
 def cmd_echo(args: argparse.Namespace) -> int:
     from synth.echo.generate import DEFAULT_GUIDANCE, generate_echo
-    from synth.tasks.common import checkpoint_path
 
     guidance = DEFAULT_GUIDANCE if args.guidance_scale is None else args.guidance_scale
-    model_dir = args.model or checkpoint_path("echo_maskgit")  # the shipped one, or $SYNTH_CHECKPOINTS/echo_maskgit
-    result = generate_echo(_read(args, Path(args.ecg)), args.out, model_dir=model_dir, ef=args.ef,
+    result = generate_echo(_read(args, Path(args.ecg)), args.out, model_dir=args.model, ef=args.ef,
                            heart_rate=args.heart_rate, frames=args.frames, start_s=args.start, seed=args.seed,
                            steps=args.steps, guidance_scale=guidance, overwrite=args.force)
     print(f"wrote {result['video']} ({result['frames']} frames at {result['fps']:g} fps) and {result['filmstrip']} "

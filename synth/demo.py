@@ -28,6 +28,7 @@ from synth.data.ptbxl import PTBXL
 from synth.data.record import Record
 from synth.data.sample import sample_bidmc_root, sample_ptbxl_root
 from synth.data.writers import write_record
+from synth.echo.generate import DEFAULT_MODEL_NAME as ECHO_MODEL
 from synth.errors import DataError
 from synth.io_utils import atomic_write_text
 from synth.tasks.common import TASK_CHECKPOINTS, checkpoint_path, write_table
@@ -45,7 +46,7 @@ GUIDANCE_SCALE = 2.0
 GIVEN_SETS: tuple[tuple[str, tuple[str, ...]], ...] = (("3lead", ("II", "V1", "V5")), ("1lead", ("II",)))
 PPG_START_S, PPG_DURATION_S = 30.0, 30.0
 #: Every checkpoint the demo runs: the three ECG tasks and ECG → echo.
-DEMO_CHECKPOINTS: tuple[str, ...] = (*TASK_CHECKPOINTS, "echo_maskgit")
+DEMO_CHECKPOINTS: tuple[str, ...] = (*TASK_CHECKPOINTS, ECHO_MODEL)
 
 
 def _step(message: str) -> None:
@@ -88,7 +89,7 @@ def run_demo(out: Path, *, seed: int = 0) -> dict:
 
     t0 = time.perf_counter()
     _step("generating an echo clip from the same record's ECG")
-    lines += _demo_echo(out / "echo", seed, figures, folders["echo_maskgit"])
+    lines += _demo_echo(out / "echo", seed, figures, folders[ECHO_MODEL])
     figures["echo_s"] = time.perf_counter() - t0
 
     lines += ["## Timing", "", f"report → 12-lead {figures['generate_s']:.1f} s, reconstruction "

@@ -21,8 +21,8 @@ from synth.data.leads import LEADS_12
 from synth.data.record import Record
 from synth.errors import DataError, MissingFileError
 
-#: The model shipped with the repository (trained on simulator clips; see its README.md).
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "echo_maskgit"
+#: The shipped model's folder name under ``checkpoints/`` (or ``$SYNTH_CHECKPOINTS``); trained on simulator clips.
+DEFAULT_MODEL_NAME = "echo_maskgit"
 #: Output frame size (EchoNet-Dynamic's).
 OUTPUT_SIZE = 112
 #: Classifier-free guidance of ``synth echo``: 2 was chosen over 1 on the VAL clips with the shipped prior (frame FD
@@ -30,12 +30,14 @@ OUTPUT_SIZE = 112
 DEFAULT_GUIDANCE = 2.0
 
 
-def load_echo_model(folder: str | os.PathLike = DEFAULT_MODEL):
-    """A trained ECG → echo export: a ``maskgit`` whose ``autoencoder`` is a ``video_vqvae``."""
+def load_echo_model(folder: str | os.PathLike | None = None):
+    """A trained ECG → echo export: a ``maskgit`` whose ``autoencoder`` is a ``video_vqvae``; ``folder`` None is the
+    shipped one, found like the task checkpoints (:func:`synth.tasks.common.checkpoint_path`)."""
     import synth.echo  # noqa: F401  (registers video_vqvae and echo_params before the config is read)
     from synth.checkpoint import load_pretrained
+    from synth.tasks.common import checkpoint_path
 
-    folder = Path(folder)
+    folder = checkpoint_path(DEFAULT_MODEL_NAME) if folder is None else Path(folder)
     if not (folder / "config.json").is_file():
         raise MissingFileError("no echo model here (config.json missing)", path=folder,
                                hint="pass --model with a folder exported by benchmarks/train_echo.py prior")
@@ -99,7 +101,7 @@ def upsample(videos: Tensor, size: int = OUTPUT_SIZE) -> Tensor:
     return rearrange(up, "(n f) c h w -> n c f h w", n=n).clamp(-1, 1)
 
 
-def generate_echo(record: Record, out: str | os.PathLike, *, model_dir: str | os.PathLike = DEFAULT_MODEL,
+def generate_echo(record: Record, out: str | os.PathLike, *, model_dir: str | os.PathLike | None = None,
                   ef: float | None = None, heart_rate: float | None = None, frames: int | None = None,
                   start_s: float = 0.0, seed: int = 0, steps: int | None = None,
                   guidance_scale: float = DEFAULT_GUIDANCE,

@@ -45,10 +45,12 @@ def test_synth_echo_errors_name_the_problem(tiny_export, tmp_path, capsys):
 
 
 def test_shipped_checkpoint_generates_from_a_shipped_ecg(tmp_path):
-    from synth.echo.generate import DEFAULT_MODEL
+    from synth.echo.generate import DEFAULT_MODEL_NAME
+    from synth.tasks.common import checkpoints_root
 
-    if not (DEFAULT_MODEL / "config.json").is_file():
-        pytest.skip(f"{DEFAULT_MODEL} is not in this checkout")
+    shipped = checkpoints_root() / DEFAULT_MODEL_NAME
+    if not (shipped / "config.json").is_file():
+        pytest.skip(f"{shipped} is not in this checkout")
     out = tmp_path / "shipped.mp4"
     assert main(["echo", "--ecg", str(RECORD), "--out", str(out), "--ef", "35", "--seed", "0"]) == 0
     clip = read_video(out)

@@ -210,9 +210,18 @@ def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | 
     if out.exists() and not args.force:  # refused before the model is loaded
         raise OutputExistsError("output folder already exists", path=out, hint="choose another --out or pass --force")
     model, folder = load_task_model(checkpoint, name)
+    upsampler, up_folder = None, ""
+    if fs_hz is not None and float(fs_hz) != float(model.cfg.signal.fs_hz) and args.upsampler != "polyphase":
+        from synth.tasks.generate import check_output_rate
+        from synth.tasks.upsample import UPSAMPLER_NAME
+
+        upsampler, up_folder = load_task_model(args.upsampler, UPSAMPLER_NAME, required_keys=("leads",))
+        check_output_rate(model, fs_hz, upsampler)  # before any sampling
     with staged_folder(out, overwrite=args.force) as staging:
         rows = write_generated(model, prompts, staging, checkpoint=str(folder), steps=args.steps,
                                guidance_scale=args.guidance_scale, batch_size=args.batch_size, fs_hz=fs_hz,
+                               upsampler=upsampler, upsampler_checkpoint=str(up_folder),
+                               upsample_steps=getattr(args, "upsample_steps", None),
                                fmt=args.format, plot=args.plot, prefix=prefix)
     print(f"wrote {len(rows)} records to {out}/ (metadata.csv lists prompt, seed and checkpoint of each)")
     return 0
@@ -475,8 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--fs", type=float, help="output rate in Hz, e.g. 500: the model generates at its own rate "
-                                            "(100 Hz) and the records are polyphase-resampled to this one "
-                                            "(metadata.csv says so); default: the model's rate")
+                                            "(100 Hz) and the learned upsampler (or --upsampler polyphase) takes "
+                                            "the records to 500 Hz (metadata.csv says which); default: the "
+                                            "model's rate")
+    p.add_argument("--upsampler", help="with --fs: an upsampler export folder (default: the shipped "
+                                       "checkpoints/upsample500), or 'polyphase' for a resampling filter")
+    p.add_argument("--upsample-steps", type=int, help="upsampler sampler steps (default: the upsampler's)")
     p.add_argument("--format", choices=("wfdb", "npz", "csv"), default="wfdb")
     p.add_argument("--plot", type=int, default=1, metavar="K", help="plot the first K records (default 1; 0 = none)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")

@@ -41,6 +41,9 @@ class LeadsAdapter(Adapter):
         length: int = 0
         #: Also emit the given leads and their mask as 24 channels for concatenation to x_t.
         as_channels: bool = False
+        #: mV per unit of the given leads; 0 = the model's ``signal.scale_mv`` (a model whose output is on
+        #: another scale than its input, e.g. the 500 Hz detail of an upsampler, sets its own).
+        scale_mv: float = 0.0
 
     def __init__(self, cfg: Config, *, dim: int, signal: SignalConfig):
         super().__init__(dim, signal)
@@ -51,7 +54,7 @@ class LeadsAdapter(Adapter):
         self.num_patches = math.ceil(self.length / cfg.patch_size)
         self.num_tokens = len(LEADS_12) * self.num_patches
         self.num_channels = 2 * len(LEADS_12) if cfg.as_channels else 0
-        self.scale_mv = signal.scale_mv
+        self.scale_mv = cfg.scale_mv or signal.scale_mv
         self.patch = nn.Linear(cfg.patch_size, dim)
         self.lead_embedding = nn.Parameter(torch.randn(len(LEADS_12), dim) * 0.02)
         self.position_embedding = nn.Parameter(torch.randn(self.num_patches, dim) * 0.02)

@@ -23,7 +23,7 @@ from synth.errors import DataError, MissingFileError
 from synth.io_utils import atomic_path
 
 #: Checkpoints the tasks use, by name (folders under ``checkpoints/``).
-TASK_CHECKPOINTS: tuple[str, ...] = ("report2ecg", "reconstruct", "ppg2ecg")
+TASK_CHECKPOINTS: tuple[str, ...] = ("report2ecg", "reconstruct", "ppg2ecg", "upsample500")
 #: Environment variable naming a folder that holds the task checkpoints (instead of ``<repo>/checkpoints``).
 CHECKPOINTS_ENV = "SYNTH_CHECKPOINTS"
 

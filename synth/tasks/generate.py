@@ -2,8 +2,8 @@
 
 A :class:`Prompt` is checked against the model before anything is sampled (:func:`build_condition`); sampling is
 deterministic under the prompt's seed (chunk ``c`` of a prompt uses ``torch.Generator().manual_seed(seed + c)``);
-records can be resampled from the model's rate (100 Hz) to another (500 Hz) with a polyphase filter, which the
-metadata says. ``synth generate`` and ``synth sample`` both write through :func:`write_generated`.
+records at 500 Hz come from the 100 Hz model through the learned upsampler (:mod:`synth.tasks.upsample`, a
+cascade) or, when asked, a polyphase filter; the metadata says which. ``synth generate`` and ``synth sample`` both write through :func:`write_generated`.
 """
 
 from __future__ import annotations
@@ -170,43 +170,67 @@ def read_prompts(path: str | os.PathLike, *, default_n: int = 1, default_seed: i
     return prompts
 
 
+def check_output_rate(model, fs_hz: float | None, upsampler=None) -> None:
+    """:class:`DataError` before any work if ``upsampler`` cannot take ``model``'s records to ``fs_hz``."""
+    if upsampler is None or fs_hz is None or float(fs_hz) == float(model.cfg.signal.fs_hz):
+        return
+    from synth.tasks.upsample import UPSAMPLE_FROM_HZ, check_upsampler
+
+    to_fs = check_upsampler(upsampler)
+    model_fs = float(model.cfg.signal.fs_hz)
+    if model_fs != UPSAMPLE_FROM_HZ or float(fs_hz) != to_fs or upsampler.cfg.signal.channels != model.cfg.signal.channels:
+        raise DataError(f"the upsampler takes 12 leads at {UPSAMPLE_FROM_HZ:g} Hz to {to_fs:g} Hz; this model makes "
+                        f"{model.cfg.signal.channels} channels at {model_fs:g} Hz and {float(fs_hz):g} Hz was asked",
+                        hint=f"use --fs {to_fs:g}, or --upsampler polyphase to resample with a filter")
+
+
 def generate(model, prompt: Prompt, *, steps: int | None = None, guidance_scale: float = 1.0, batch_size: int = 64,
-             fs_hz: float | None = None, cond: dict | None = None, progress=None) -> tuple[np.ndarray, list[dict]]:
+             fs_hz: float | None = None, cond: dict | None = None, progress=None, upsampler=None,
+             upsample_steps: int | None = None) -> tuple[np.ndarray, list[dict]]:
     """``prompt.n`` records for ``prompt``: ``(n, C, T)`` float32 mV and one metadata dict per record.
 
-    ``fs_hz`` resamples from the model's rate (polyphase, :func:`synth.data.transforms.resample`); ``progress``
-    is a tqdm bar updated per chunk.
+    ``fs_hz`` other than the model's rate: with ``upsampler`` (a 100 → 500 Hz model, :mod:`synth.tasks.upsample`)
+    each chunk is upsampled by it (``upsample_steps``; seeded like the chunk), else polyphase-resampled
+    (:func:`synth.data.transforms.resample`). ``progress`` is a tqdm bar updated per chunk.
     """
     from synth.data.transforms import resample
 
     cond = build_condition(model, prompt) if cond is None else cond
     model_fs = float(model.cfg.signal.fs_hz)
     out_fs = model_fs if fs_hz is None else float(fs_hz)
+    check_output_rate(model, out_fs, upsampler)
+    how = "" if out_fs == model_fs else ("learned" if upsampler is not None else "polyphase")
     chunks, meta = [], []
     for chunk, start in enumerate(range(0, prompt.n, batch_size)):
         n = min(batch_size, prompt.n - start)
         generator = torch.Generator().manual_seed(prompt.seed + chunk)  # same seed, same records
         with torch.no_grad():
             x = model.sample(cond, n, steps=steps, guidance_scale=guidance_scale, generator=generator)
-        chunks.append(x.cpu().numpy())
+        x = x.cpu().numpy()
+        if how == "learned":
+            from synth.tasks.upsample import upsample
+
+            x = upsample(upsampler, x, model_fs, steps=upsample_steps, seed=prompt.seed + chunk)
+        elif how == "polyphase":
+            x = resample(x, model_fs, out_fs)
+        chunks.append(x)
         meta += [{**prompt.attributes(), "seed": prompt.seed, "chunk": chunk, "index_in_chunk": i, "steps": steps,
                   "guidance_scale": guidance_scale, "fs_hz": out_fs, "model_fs_hz": model_fs,
-                  "resampled": "polyphase" if out_fs != model_fs else ""} for i in range(n)]
+                  "resampled": how} for i in range(n)]
         if progress is not None:
             progress.update(n)
-    x = np.concatenate(chunks)
-    if out_fs != model_fs:
-        x = resample(x, model_fs, out_fs)
-    return x.astype(np.float32), meta
+    return np.concatenate(chunks).astype(np.float32), meta
 
 
 def write_generated(model, prompts: Sequence[Prompt], out_dir: Path, *, checkpoint: str, steps: int | None = None,
                     guidance_scale: float = 1.0, batch_size: int = 64, fs_hz: float | None = None, fmt: str = "wfdb",
-                    plot: int = 1, prefix: str = "ecg", progress: bool = True) -> list[dict]:
+                    plot: int = 1, prefix: str = "ecg", progress: bool = True, upsampler=None,
+                    upsampler_checkpoint: str = "", upsample_steps: int | None = None) -> list[dict]:
     """Generate every prompt into ``out_dir`` (an empty staging folder): records ``{prefix}_{k:05d}`` in ``fmt``,
     PNGs of the first ``plot`` records and ``metadata.csv`` (prompt, attributes, seed, checkpoint per record).
 
-    All prompts are turned into conditions first, so a bad row fails before any sampling. Returns the rows.
+    All prompts are turned into conditions first, so a bad row fails before any sampling. ``upsampler`` (with its
+    ``upsampler_checkpoint`` for the metadata): see :func:`generate`. Returns the rows.
     """
     from tqdm.auto import tqdm
 
@@ -216,16 +240,19 @@ def write_generated(model, prompts: Sequence[Prompt], out_dir: Path, *, checkpoi
     from synth.data.writers import write_record
 
     conds = [build_condition(model, p) for p in prompts]
+    check_output_rate(model, fs_hz, upsampler)
     leads = leads_for_channels(model.cfg.signal.channels)
     total = sum(p.n for p in prompts)
     rows: list[dict] = []
     with tqdm(total=total, desc="generating", unit="ECG", disable=not progress) as bar:
         for index, (prompt, cond) in enumerate(zip(prompts, conds)):
             x, meta = generate(model, prompt, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size,
-                               fs_hz=fs_hz, cond=cond, progress=bar)
+                               fs_hz=fs_hz, cond=cond, progress=bar, upsampler=upsampler,
+                               upsample_steps=upsample_steps)
             for signal, info in zip(x, meta):
                 name = f"{prefix}_{len(rows):05d}"
-                info = {**info, "prompt": index, "checkpoint": str(checkpoint)}
+                info = {**info, "prompt": index, "checkpoint": str(checkpoint),
+                        "upsampler": str(upsampler_checkpoint) if info["resampled"] == "learned" else ""}
                 rec = Record(signal, info["fs_hz"], leads, metadata=info)
                 write_record(rec, out_dir / f"{name}{record_suffix(fmt)}", fmt)
                 if len(rows) < plot:
@@ -233,7 +260,7 @@ def write_generated(model, prompts: Sequence[Prompt], out_dir: Path, *, checkpoi
                     plot_ecg(rec, out_dir / f"{name}.png", title=title)
                 rows.append({"record": name, **info})
     columns = ("record", "prompt", "report", "labels", "age", "sex", "hr", "seed", "chunk", "index_in_chunk", "steps",
-               "guidance_scale", "fs_hz", "model_fs_hz", "resampled", "checkpoint")
+               "guidance_scale", "fs_hz", "model_fs_hz", "resampled", "upsampler", "checkpoint")
     write_table([{c: r.get(c, "") for c in columns} for r in rows], out_dir / "metadata.csv")
     return rows
 

@@ -1,4 +1,5 @@
-"""The one picture the data layer does not draw: K reconstructions as a mean with a ± spread band per lead."""
+"""The pictures the data layer does not draw: K reconstructions as a mean with a ± spread band per lead, and one
+QRS complex up close at two sampling rates."""
 
 from __future__ import annotations
 
@@ -48,4 +49,32 @@ def plot_uncertainty(samples: np.ndarray, fs_hz: float, out_path: str | os.PathL
              fontweight="bold", ha="left", va="top")
     fig.text(0.1, 0.08 / fig.get_figheight(), f"band: ± one standard deviation over {k} samples (mV); "
              "black: the input's own lead where it has one", fontsize=8, ha="left", va="bottom")
+    return _save(fig, out_path, dpi)
+
+
+def plot_qrs_closeup(low: np.ndarray, low_fs: float, curves: dict[str, np.ndarray], high_fs: float,
+                     out_path: str | os.PathLike, *, truth: np.ndarray | None = None, title: str = "",
+                     half_width_s: float = 0.12, dpi: int = 110) -> Path:
+    """One lead around its largest deflection: the ``low`` ``(T,)`` samples at ``low_fs`` as dots, each of
+    ``curves`` (name → ``(T_high,)`` at ``high_fs``) as a line, and ``truth`` (at ``high_fs``) in black."""
+    ref = truth if truth is not None else next(iter(curves.values()))
+    margin = int(round(half_width_s * high_fs))
+    inner = np.abs(ref[margin:-margin] - np.median(ref)) if len(ref) > 2 * margin else np.abs(ref - np.median(ref))
+    centre = int(np.argmax(inner)) + (margin if len(ref) > 2 * margin else 0)
+    lo, hi = max(0, centre - margin), min(len(ref), centre + margin)
+    fig = _new_figure(7.5, 4.0, dpi)
+    ax = fig.subplots()
+    t_high = np.arange(lo, hi) / high_fs
+    if truth is not None:
+        ax.plot(t_high, truth[lo:hi], color="black", lw=2.0, label=f"recorded at {high_fs:g} Hz")
+    for (name, y), colour in zip(curves.items(), ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")):
+        ax.plot(t_high, y[lo:hi], color=colour, lw=1.1, label=name)
+    k = np.arange(len(low))
+    sel = (k / low_fs >= lo / high_fs) & (k / low_fs < hi / high_fs)
+    ax.plot(k[sel] / low_fs, low[sel], "o", color="grey", ms=5, label=f"{low_fs:g} Hz samples", zorder=4)
+    ax.set_xlabel("time [s]")
+    ax.set_ylabel("mV")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "one QRS complex up close", fontsize=11)
+    fig.tight_layout()
     return _save(fig, out_path, dpi)

@@ -36,8 +36,9 @@ class DataConfig:
 
     #: ``ptbxl`` (windows + the fields the model reads), ``ptbxl_report`` (each record twice: its report and an
     #: English one composed from its SCP statements; plus the measured heart rate), ``ptbxl_leads`` (12 leads +
-    #: a lead mask drawn per item), ``bidmc_ppg`` (PPG → ECG lead II); see :mod:`synth.training.tasks`.
-    kind: Literal["ptbxl", "ptbxl_report", "ptbxl_leads", "bidmc_ppg"] = "ptbxl"
+    #: a lead mask drawn per item), ``bidmc_ppg`` (PPG → ECG lead II), ``ptbxl_upsample`` (records present at 100 and
+    #: 500 Hz: the 500 Hz detail given the upsampled 100 Hz record); see :mod:`synth.training.tasks`.
+    kind: Literal["ptbxl", "ptbxl_report", "ptbxl_leads", "bidmc_ppg", "ptbxl_upsample"] = "ptbxl"
     root: str = "../shared/data/ptbxl"
     fs_hz: int = 100
     #: ``load_signals`` cache folder: the signals are read once and memory-mapped after that. null: in memory.

@@ -6,8 +6,10 @@
 - :class:`LeadSubsetWindows`: PTB-XL windows with ``leads`` (all twelve) and a ``lead_mask`` drawn from the item's
   index: the wearable 3-lead set, single leads, or any subset, so one model serves every lead set.
 - :class:`PPGWindows`: BIDMC PPG windows → ECG lead II, subject-wise splits, overlapping windows.
+- :class:`UpsampleWindows`: records present at 100 and 500 Hz: what the 500 Hz window adds to the upsampled 100 Hz one.
 
-A training YAML chooses one with ``data.kind`` (``ptbxl``, ``ptbxl_report``, ``ptbxl_leads``, ``bidmc_ppg``).
+A training YAML chooses one with ``data.kind`` (``ptbxl``, ``ptbxl_report``, ``ptbxl_leads``, ``bidmc_ppg``,
+``ptbxl_upsample``).
 """
 
 from __future__ import annotations
@@ -143,3 +145,48 @@ class PPGWindows(Dataset):
         k, start = self.index[index]
         sl = slice(start, start + self.window_length)
         return normalise_amplitude(self.ecg[k][None, sl]), {"ppg": self.ppg[k][None, sl].copy()}
+
+
+class UpsampleWindows(Dataset):
+    """PTB-XL records present at both rates: ``x`` = the 500 Hz window minus the 100 Hz record upsampled to 500 Hz
+    (polyphase, :func:`synth.data.transforms.resample`, applied to whole records as at generation time), i.e. what
+    the 100 Hz version lacks; ``cond["leads"]`` = the upsampled 100 Hz window (12, W), ``cond["lead_mask"]`` all
+    given. A model trained on it turns a 100 Hz record into a 500 Hz one (:mod:`synth.tasks.upsample`).
+
+    Args:
+        low, high: ``(N, 12, T)`` and ``(N, 12, 5 T)`` mV arrays of the same records in the same order.
+        window_length, window_stride: in 500 Hz samples.
+    """
+
+    def __init__(self, low: np.ndarray, high: np.ndarray, window_length: int, window_stride: int | None = None,
+                 *, low_fs: float = 100.0, high_fs: float = 500.0):
+        from synth.data.transforms import resample
+
+        if low.ndim != 3 or high.ndim != 3 or len(low) != len(high) or low.shape[1] != high.shape[1]:
+            raise DataError(f"low and high rate signals do not pair: {low.shape} vs {high.shape}")
+        if len(low) == 0:
+            raise DataError("no record is present at both rates")
+        up = resample(np.nan_to_num(np.asarray(low, dtype=np.float32)), low_fs, high_fs)
+        total = high.shape[-1]
+        if up.shape[-1] < total:
+            up = np.pad(up, ((0, 0), (0, 0), (0, total - up.shape[-1])), mode="edge")
+        self.up = np.ascontiguousarray(up[..., :total], dtype=np.float32)
+        self.residual = (np.nan_to_num(np.asarray(high, dtype=np.float32)) - self.up).astype(np.float32)
+        self.window_length = int(window_length)
+        self.window_stride = int(window_stride or window_length)
+        if not 0 < self.window_length <= total or self.window_stride <= 0:
+            raise DataError(f"window_length {window_length} / stride {window_stride} do not fit records of {total} "
+                            "samples")
+        self.windows_per_record = 1 + (total - self.window_length) // self.window_stride
+        self.sample_shape = (high.shape[1], self.window_length)
+
+    def __len__(self) -> int:
+        return len(self.up) * self.windows_per_record
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, dict[str, Any]]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        k, j = divmod(index, self.windows_per_record)
+        sl = slice(j * self.window_stride, j * self.window_stride + self.window_length)
+        mask = np.ones(self.up.shape[1], dtype=bool)
+        return self.residual[k, :, sl].copy(), {"leads": self.up[k, :, sl].copy(), "lead_mask": mask}

@@ -464,6 +464,8 @@ def build_datasets(cfg: TrainConfig, model: nn.Module, config_file: Path) -> tup
     if signal is not None and float(signal.fs_hz) != float(d.fs_hz):
         raise TrainingError(f"the model generates {signal.fs_hz} Hz, data.fs_hz is {d.fs_hz}",
                             hint="make data.fs_hz match the model's signal.fs_hz")
+    if d.kind == "ptbxl_upsample":
+        return _upsample_datasets(cfg, signal, config_file)
     fields = d.cond_fields
     if fields is None:
         reads = sorted(getattr(getattr(model, "conditioning", None), "keys", ()))
@@ -523,6 +525,35 @@ def _bidmc_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tuple[D
     for split in ("train", "val"):
         records = [bidmc.record(s) for s in bidmc.split(split)]
         out.append(PPGWindows(records, length, d.window_stride))
+    return out[0], out[1]
+
+
+def _upsample_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tuple[Dataset, Dataset]:
+    """PTB-XL records present at 100 and 500 Hz: train (folds 1-8) and validation (fold 9) upsampling windows."""
+    from synth.data.ptbxl import PTBXL
+    from synth.training.tasks import UpsampleWindows
+
+    d = cfg.data
+    if d.fs_hz != 500:
+        raise TrainingError(f"ptbxl_upsample trains 100 → 500 Hz; data.fs_hz is {d.fs_hz}", path=config_file,
+                            hint="set data.fs_hz: 500 (and the model's signal.fs_hz)")
+    length = d.window_length or (signal.length if signal is not None else None)
+    if length is None:
+        raise TrainingError("data.window_length is needed for ptbxl_upsample", path=config_file)
+    root = resolve_config_path(d.root, config_file)
+    cache = None if d.cache_dir is None else resolve_config_path(d.cache_dir, config_file)
+    high_all, low_all = PTBXL(root, fs_hz=500), PTBXL(root, fs_hz=100)
+    both = set(low_all.ecg_ids)
+    out = []
+    for split in ("train", "val"):
+        high = high_all.split(split)
+        ids = [i for i in high.ecg_ids if i in both]
+        if not ids:
+            raise TrainingError(f"no {split} record of {root} is present at both 100 and 500 Hz", path=root)
+        high, low = high.subset(ids), low_all.subset(ids)
+        out.append(UpsampleWindows(low.load_signals(cache_dir=cache, progress=cfg.progress),
+                                   high.load_signals(cache_dir=cache, progress=cfg.progress), length,
+                                   d.window_stride))
     return out[0], out[1]
 
 

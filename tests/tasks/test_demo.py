@@ -21,7 +21,8 @@ def test_demo_on_tiny_checkpoints_writes_records_plots_and_summary(use_tiny_chec
     code, stdout, err = run(["demo", "--out", out], capsys)
     assert code == 0, err
     summary = (out / "summary.md").read_text()
-    for heading in ("## Report → 12-lead", "### From II, V1, V5", "### From II", "## PPG → ECG", "## ECG → echo"):
+    for heading in ("## Report → 12-lead", "## 100 Hz → 500 Hz", "### From II, V1, V5", "### From II", "## PPG → ECG",
+                    "## ECG → echo"):
         assert heading in summary
     assert "Sinusrhythmus" in summary and "ecg_id" in summary and "fold 10" in summary
     assert re.search(r"RMSE \*\*\d+\.\d+ mV\*\*, Pearson r \*\*-?\d\.\d+\*\*", summary)
@@ -29,7 +30,10 @@ def test_demo_on_tiny_checkpoints_writes_records_plots_and_summary(use_tiny_chec
     assert len(links) >= 8 and all((out / link).is_file() for link in links)
     assert read_record(out / "reconstruct_3lead" / "reconstructed").leads[6] == "V1"
     assert read_record(out / "ppg2ecg" / "ecg").leads == ("II",)
-    assert len(list((out / "generate").glob("prompt*.hea"))) == 8
+    assert len(list((out / "generate").glob("prompt*_[0-9].hea"))) == 8
+    at500 = read_record(out / "generate" / "prompt0_0_500hz")
+    assert at500.fs_hz == 500 and at500.signal.shape[-1] == 5 * read_record(out / "generate" / "prompt0_0").n_samples
+    assert re.search(r"\d+\.\d+ % of its power lies above 50 Hz", summary)
     assert (out / "echo" / "echo.mp4").stat().st_size > 0 and (out / "echo" / "echo.png").is_file()
     assert re.search(r"mean absolute \*\*(\d+|n/a)( ms)?\*\*", summary)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".demo")]

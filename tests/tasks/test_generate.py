@@ -82,7 +82,7 @@ def test_cli_generate_writes_records_plots_and_metadata(use_tiny_checkpoints, tm
     assert sorted(p.name for p in out.glob("*.png")) == ["ecg_00000.png", "ecg_00001.png"]
     rows = list(csv.DictReader(open(out / "metadata.csv")))
     assert len(rows) == 3 and rows[0]["labels"] == "HYP" and rows[0]["sex"] == "F"
-    assert rows[0]["checkpoint"] == str(use_tiny_checkpoints / "report2ecg") and rows[0]["resampled"] == "polyphase"
+    assert rows[0]["checkpoint"] == str(use_tiny_checkpoints / "report2ecg") and rows[0]["resampled"] == "learned"
     again = tmp_path / "again"
     assert run(["generate", "--report", "left ventricular hypertrophy", "--labels", "HYP", "--age", 63, "--sex", "F",
                 "--hr", 72, "--n", 3, "--out", again, "--seed", 1, "--plot", 0, "--fs", 500, "--batch-size", 2],

@@ -11,7 +11,8 @@ from synth.checkpoint import save_pretrained
 from synth.config import load_config, model_config_from_dict, model_config_to_dict
 from synth.generative import build_model
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "model"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = REPO_ROOT / "configs" / "model"
 ECHO_CONFIGS = CONFIGS.parent / "echo"
 
 
@@ -32,10 +33,21 @@ def tiny_configs() -> dict[str, dict]:
         "report2ecg": report,
         "reconstruct": _dit(12, 128, 100.0, {"leads": {"name": "leads", "patch_size": 32, "as_channels": True}}),
         "ppg2ecg": _dit(1, 128, 125.0, {"ppg": {"name": "ppg", "hidden_channels": 8, "downsample": 8}}),
+        "upsample500": tiny_upsampler(),
     }
 
 
-def save_tiny_checkpoints(root: Path, names=("report2ecg", "reconstruct", "ppg2ecg", "echo_maskgit")) -> Path:
+def tiny_upsampler() -> dict:
+    """A 100 → 500 Hz upsampler with the shipped one's contract: 12-lead detail at 500 Hz, given the upsampled leads
+    (on their own scale) as channels."""
+    cfg = _dit(12, 160, 500.0, {"leads": {"name": "leads", "patch_size": 32, "as_channels": True, "scale_mv": 0.5,
+                                          "p_drop": 0.0}})
+    cfg["signal"]["scale_mv"] = 0.05
+    return cfg
+
+
+def save_tiny_checkpoints(root: Path, names=("report2ecg", "reconstruct", "ppg2ecg", "upsample500", "echo_maskgit")
+                          ) -> Path:
     """Export the tiny models into ``root/<name>`` (the layout of ``checkpoints/``) and return ``root``; the echo
     model is the tests' tiny ECG → echo MaskGIT over an untrained tiny video tokenizer."""
     for name, cfg in tiny_configs().items():

@@ -1,8 +1,9 @@
 """Copy a trained export into ``checkpoints/`` with its float weights stored as float16 (half the bytes; the model
 loads them into float32 parameters, so inference still runs in float32).
 
-    python tools/ship_echo_checkpoint.py runs/echo_maskgit/model checkpoints/echo_maskgit
-    python tools/ship_echo_checkpoint.py runs/echo_encoder checkpoints/echo_encoder
+    python tools/ship_checkpoint.py runs/echo_maskgit/model checkpoints/echo_maskgit
+    python tools/ship_checkpoint.py runs/echo_encoder checkpoints/echo_encoder
+    python tools/ship_checkpoint.py runs/upsample500/model checkpoints/upsample500
 
 Sub-folders (the frozen tokenizer under the prior) are converted too. The model card (README.md) is written by hand
 from the measured figures.

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                replace=False)]
         records = []
         for k, (_, row) in enumerate(rows.iterrows()):
-            prompt = Prompt(report=str(row["report"]) or None, labels=list(row["superclasses"]) or None, n=1,
+            prompt = Prompt(report=str(row["report"]) or None, labels=list(row["superclasses"]), n=1,
                             seed=args.seed + k)
             records.append(generate(gen, prompt, guidance_scale=args.guidance_scale, cond=build_condition(gen, prompt))[0])
         g100 = np.concatenate(records)

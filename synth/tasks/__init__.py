@@ -1,6 +1,7 @@
 """The three things users come for, as a Python API (the CLI commands are thin wrappers):
 
-- :mod:`synth.tasks.generate`: report / labels / age / sex / heart rate → 12-lead ECG records.
+- :mod:`synth.tasks.generate`: report / labels / age / sex / heart rate → 12-lead ECG records, at 100 Hz or, through
+  the learned upsampler (:mod:`synth.tasks.upsample`), at 500 Hz.
 - :mod:`synth.tasks.reconstruct`: any subset of leads of a record → all 12 leads, with a per-sample spread.
 - :mod:`synth.tasks.ppg2ecg`: PPG of any rate → ECG lead II.
 
@@ -20,9 +21,10 @@ from synth.tasks.generate import (
 )
 from synth.tasks.ppg2ecg import ppg_to_ecg, read_ppg, write_ppg2ecg
 from synth.tasks.reconstruct import check_leads, reconstruct, write_reconstruction
+from synth.tasks.upsample import upsample
 
 __all__ = [
     "MAX_REPORT_CHARS", "TASK_CHECKPOINTS", "Prompt", "build_condition", "check_leads", "checkpoint_path",
     "checkpoints_root", "generate", "load_task_model", "ppg_to_ecg", "read_ppg", "read_prompts", "reconstruct",
-    "write_generated", "write_ppg2ecg", "write_reconstruction",
+    "upsample", "write_generated", "write_ppg2ecg", "write_reconstruction",
 ]  # fmt: skip

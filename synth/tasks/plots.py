@@ -67,7 +67,7 @@ def plot_qrs_closeup(low: np.ndarray, low_fs: float, curves: dict[str, np.ndarra
     t_high = np.arange(lo, hi) / high_fs
     if truth is not None:
         ax.plot(t_high, truth[lo:hi], color="black", lw=2.0, label=f"recorded at {high_fs:g} Hz")
-    for (name, y), colour in zip(curves.items(), ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")):
+    for (name, y), colour in zip(curves.items(), ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")):
         ax.plot(t_high, y[lo:hi], color=colour, lw=1.1, label=name)
     k = np.arange(len(low))
     sel = (k / low_fs >= lo / high_fs) & (k / low_fs < hi / high_fs)

@@ -3,7 +3,8 @@
 A :class:`Prompt` is checked against the model before anything is sampled (:func:`build_condition`); sampling is
 deterministic under the prompt's seed (chunk ``c`` of a prompt uses ``torch.Generator().manual_seed(seed + c)``);
 records at 500 Hz come from the 100 Hz model through the learned upsampler (:mod:`synth.tasks.upsample`, a
-cascade) or, when asked, a polyphase filter; the metadata says which. ``synth generate`` and ``synth sample`` both write through :func:`write_generated`.
+cascade) or, when asked, a polyphase filter; the metadata says which. ``synth generate`` and ``synth sample`` both
+write through :func:`write_generated`.
 """
 
 from __future__ import annotations
@@ -178,7 +179,8 @@ def check_output_rate(model, fs_hz: float | None, upsampler=None) -> None:
 
     to_fs = check_upsampler(upsampler)
     model_fs = float(model.cfg.signal.fs_hz)
-    if model_fs != UPSAMPLE_FROM_HZ or float(fs_hz) != to_fs or upsampler.cfg.signal.channels != model.cfg.signal.channels:
+    same_leads = upsampler.cfg.signal.channels == model.cfg.signal.channels
+    if model_fs != UPSAMPLE_FROM_HZ or float(fs_hz) != to_fs or not same_leads:
         raise DataError(f"the upsampler takes 12 leads at {UPSAMPLE_FROM_HZ:g} Hz to {to_fs:g} Hz; this model makes "
                         f"{model.cfg.signal.channels} channels at {model_fs:g} Hz and {float(fs_hz):g} Hz was asked",
                         hint=f"use --fs {to_fs:g}, or --upsampler polyphase to resample with a filter")

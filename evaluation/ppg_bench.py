@@ -8,6 +8,12 @@ cut into non-overlapping windows (8 s by default) and compared per window:
   standardising each window; 0 is perfect, sqrt(2) is what two unrelated signals give).
 - **HR error**: |heart rate of the generated window − heart rate of the recorded one| (bpm), from R-peaks.
 
+With ``twelve_lead`` every generator's lead II (amplitude-normalised like the PPG model's training target) also
+goes through the lead-reconstruction model to all 12 leads, as ``synth ppg2ecg --twelve-lead`` does, and the
+reconstructed limb leads that the subject also has on record (aVR for most BIDMC subjects, III for one; BIDMC's
+``V``/``MCL`` chest leads have no known position) are compared per window (**r** of the z-scored windows). The
+same reconstruction from the *recorded* lead II is the reference: what the 12-lead stage gives with a true lead II.
+
 Intervals are cluster-bootstrap 95% intervals that resample *subjects* (windows of one subject are not
 independent). ``baseline:linear`` is a least-squares FIR map from the PPG (±0.6 s of taps, so the pulse transit
 delay is covered) to lead II, fitted on the training subjects only; nothing is fitted or selected on the scored
@@ -80,10 +86,32 @@ def _cluster_ci(values: dict[int, np.ndarray], stat, n_boot: int, seed: int) -> 
     return percentile_interval(np.asarray(reps), est).as_dict()
 
 
+def _limb_lead_r(recon_model, lead_ii: np.ndarray, record, width: int, seed: int) -> np.ndarray | None:
+    """``(windows,)`` r between the limb leads reconstructed from ``lead_ii`` (the full recording) and the ones
+    ``record`` has besides II (mean over those leads per window); None when it has none."""
+    from synth.data.bidmc import EXTRA_LIMB_LEADS
+    from synth.data.record import Record
+    from synth.tasks.reconstruct import reconstruct
+    from synth.training.tasks import normalise_amplitude
+
+    leads = [lead for lead in record.leads if lead in EXTRA_LIMB_LEADS]
+    if not leads:
+        return None
+    ii = Record(normalise_amplitude(np.nan_to_num(lead_ii))[None], record.fs_hz, ("II",))
+    out = reconstruct(recon_model, ii, ("II",), seed=seed, progress=False).mean
+    rs = []
+    for lead in leads:
+        a, b = _z(_windows(out.channel(lead), width)), _z(_windows(np.nan_to_num(record.channel(lead)), width))
+        n = min(len(a), len(b))
+        rs.append(np.mean(a[:n] * b[:n], axis=1))
+    return np.mean(rs, axis=0)
+
+
 def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_dir: str | os.PathLike,
                 split: str = "test", seed: int = 0, n_boot: int = 1000, steps: int | None = None,
-                samples: int = 1, force: bool = False, progress: bool = True) -> dict:
-    """Score each generator (``baseline:linear`` or a PPG → ECG export folder) on ``split``'s subjects."""
+                samples: int = 1, force: bool = False, progress: bool = True, twelve_lead: str | None = None) -> dict:
+    """Score each generator (``baseline:linear`` or a PPG → ECG export folder) on ``split``'s subjects;
+    ``twelve_lead`` (a reconstruction export folder, ``""`` for the shipped one) adds the 12-lead check."""
     from tqdm.auto import tqdm
 
     from evaluation.bench import _check_out
@@ -109,6 +137,24 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
     report: dict = {"command": "ppg2ecg", "data_root": str(data_root), "split": split, "subjects": sorted(truth),
                     "windows": int(sum(len(w) for w in truth.values())), "window_s": WINDOW_S, "fs_hz": FS_HZ,
                     "seed": seed, "n_boot": n_boot, "generators": {}}
+    recon_model, limb_records = None, {}
+    if twelve_lead is not None:
+        from synth.tasks.common import load_task_model
+
+        recon_model, recon_folder = load_task_model(twelve_lead or None, "reconstruct",
+                                                    required_keys=("leads", "lead_mask"))
+        limb_records = {s: bidmc.record(s, limb_leads=True) for s in truth}
+        ref = {s: _limb_lead_r(recon_model, records[s].channel("II"), limb_records[s], width, seed)
+               for s in sorted(truth)}
+        ref = {s: v for s, v in ref.items() if v is not None}
+        if not ref:
+            raise DataError(f"no {split} subject has a limb lead besides II to check the 12 leads against",
+                            path=data_root)
+        report["twelve_lead"] = {
+            "checkpoint": str(recon_folder),
+            "leads": {int(s): [x for x in limb_records[s].leads if x not in ("II", "PPG")] for s in ref},
+            "reference_from_recorded_ii": _cluster_ci(ref, lambda v: float(np.mean(v)), n_boot, seed),
+        }
     examples = {}
     for g, text in enumerate(generators):
         start = time.perf_counter()
@@ -121,18 +167,20 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
             pairs = [(np.nan_to_num(r.channel("PPG")), np.nan_to_num(r.channel("II")))
                      for r in (bidmc.record(s) for s in train)]
             model = LinearPPGBaseline(int(round(FIR_HALF_S * FS_HZ))).fit(pairs)
-            gen = {s: _windows(model.predict(np.nan_to_num(records[s].channel("PPG"))), width) for s in truth}
+            full = {s: model.predict(np.nan_to_num(records[s].channel("PPG"))) for s in truth}
+            gen = {s: _windows(full[s], width) for s in truth}
             how = f"ridge FIR map, {2 * model.half + 1} taps (±{FIR_HALF_S} s), fitted on {len(train)} training subjects"
         else:
             from synth.tasks.common import load_task_model
             from synth.tasks.ppg2ecg import ppg_to_ecg
 
             model, folder = load_task_model(text, "ppg2ecg", required_keys=("ppg",))
-            gen = {}
+            gen, full = {}, {}
             for s in tqdm(sorted(truth), desc=text, unit="subject", disable=not progress):
                 out = ppg_to_ecg(model, records[s].select(["PPG"]), num_samples=samples, steps=steps,
                                  seed=seed + 1000 * g + s, progress=False)
-                gen[s] = _windows(out.ecg.signal[0], width)
+                full[s] = out.ecg.signal[0]
+                gen[s] = _windows(full[s], width)
             how = (f"synth.tasks.ppg2ecg with {folder}: {model.cfg.signal.length}-sample windows crossfaded, "
                    f"{steps or model.process.default_steps} Euler steps, mean of {samples} sample(s)")
         r_by, rmse_by, hr_by = {}, {}, {}
@@ -150,6 +198,11 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
             "hr_missing_fraction": float(np.mean(np.concatenate([~np.isfinite(v) for v in hr_by.values()]))),
             "per_subject_r": {int(s): float(np.mean(v)) for s, v in r_by.items()},
         }
+        if recon_model is not None:
+            limb_by = {s: _limb_lead_r(recon_model, full[s], limb_records[s], width, seed + 1000 * g + s)
+                       for s in report["twelve_lead"]["leads"]}
+            report["generators"][text]["twelve_lead_r"] = _cluster_ci(limb_by, lambda v: float(np.mean(v)), n_boot,
+                                                                      seed)
         first = sorted(truth)[0]
         examples[text] = gen[first][0]
     report["wall_s"] = time.perf_counter() - t0
@@ -195,6 +248,15 @@ def _markdown(r: dict) -> str:
     for name, g in r["generators"].items():
         lines.append(f"| {name} | {ci(g['pearson_r'])} | {ci(g['rmse_z'])} | {ci(g['hr_error_bpm'])} | "
                      f"{g['hr_missing_fraction']:.2f} |")
+    if "twelve_lead" in r:
+        t = r["twelve_lead"]
+        leads = ", ".join(f"{s}: {'/'.join(v)}" for s, v in t["leads"].items())
+        lines += ["", "## 12 leads from the generated lead II", "",
+                  f"Lead II → 12 leads with `{t['checkpoint']}`; r per window between the reconstructed limb leads "
+                  f"and the recorded ones (subject: leads {leads}), mean over windows, cluster-bootstrap intervals.",
+                  "", "| lead II from | r of the other limb leads |", "|---|---|",
+                  f"| the recording (reference) | {ci(t['reference_from_recorded_ii'])} |"]
+        lines += [f"| {name} | {ci(g['twelve_lead_r'])} |" for name, g in r["generators"].items()]
     lines += ["", "## Generators", ""] + [f"- **{k}**: {g['how']} ({g['seconds']:.1f} s)." for k, g in
                                           r["generators"].items()]
     lines += ["", "Plot: `overlay.png`.", ""]

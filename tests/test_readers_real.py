@@ -226,6 +226,19 @@ def test_bidmc_columns_are_found_by_name(bidmc_root, subject):
     np.testing.assert_array_equal(via_read_record.signal, rec.signal)
 
 
+def test_bidmc_limb_leads_are_read_by_name_when_asked(bidmc_root):
+    """Subject 1 carries AVR, subject 47 III besides II; chest leads (V, MCL) are never returned as limb leads."""
+    for subject, lead, column in ((1, "aVR", "AVR"), (47, "III", "III")):
+        path = bidmc_root / "bidmc_csv" / f"bidmc_{subject:02d}_Signals.csv.gz"
+        frame = pd.read_csv(path)
+        frame.columns = [c.strip() for c in frame.columns]
+        rec = read_bidmc_csv(path, limb_leads=True)
+        assert rec.leads == ("II", "PPG", lead) and rec.units == ("au",) * 3
+        np.testing.assert_allclose(rec.channel(lead), frame[column].to_numpy(np.float32))
+        np.testing.assert_allclose(rec.channel("II"), frame["II"].to_numpy(np.float32))
+        assert read_bidmc_csv(path).leads == ("II", "PPG")
+
+
 def test_bidmc_header_orders_really_differ(bidmc_root):
     """Guards the previous test: it only proves something if the two files order their columns differently."""
     files = [bidmc_root / "bidmc_csv" / f"bidmc_{s:02d}_Signals.csv.gz" for s in (1, 2)]

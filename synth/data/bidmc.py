@@ -48,8 +48,19 @@ def _read_fix(path: Path) -> dict:
     return meta
 
 
-def read_bidmc_csv(path: str | os.PathLike) -> Record:
-    """One subject from the CSV release: channels ``("II", "PPG")`` in arbitrary units at 125 Hz."""
+#: Limb leads besides II that some BIDMC subjects carry (``V`` and ``MCL`` are chest leads of unknown position).
+EXTRA_LIMB_LEADS: tuple[str, ...] = ("I", "III", "aVR", "aVL", "aVF")
+
+
+def _extra_limb_columns(names: list[str]) -> list[tuple[int, str]]:
+    """``(column index, canonical lead)`` of the limb leads in ``names`` other than II, in canonical order."""
+    upper = [n.strip().strip(",").strip().upper() for n in names]
+    return [(upper.index(lead.upper()), lead) for lead in EXTRA_LIMB_LEADS if lead.upper() in upper]
+
+
+def read_bidmc_csv(path: str | os.PathLike, *, limb_leads: bool = False) -> Record:
+    """One subject from the CSV release: channels ``("II", "PPG")`` in arbitrary units at 125 Hz; with
+    ``limb_leads`` also the other limb leads the subject has (:data:`EXTRA_LIMB_LEADS`), after ``PPG``."""
     import pandas as pd
 
     p = Path(path)
@@ -66,18 +77,22 @@ def read_bidmc_csv(path: str | os.PathLike) -> Record:
     fs = FS_HZ
     if "Time [s]" in frame.columns and len(frame) > 1:
         fs = round(1.0 / float(np.median(np.diff(frame["Time [s]"].to_numpy()[:1000]))), 6)
-    signal = frame[["II", "PLETH"]].to_numpy(dtype=np.float32).T.copy()
+    extra = _extra_limb_columns(list(frame.columns)) if limb_leads else []
+    columns = ["II", "PLETH", *[frame.columns[i] for i, _ in extra]]
+    signal = frame[columns].to_numpy(dtype=np.float32).T.copy()
+    leads = ("II", "PPG", *[lead for _, lead in extra])
     match = _CSV_RE.search(p.name)
     subject = int(match.group(1)) if match else None
     meta = {"dataset": "bidmc", "subject": subject}
     if subject is not None:
         meta["split"] = subject_split(subject)
         meta.update(_read_fix(p.with_name(f"bidmc_{match.group(1)}_Fix.txt")))
-    return Record(signal, fs, ("II", "PPG"), ("au", "au"), meta, str(p))
+    return Record(signal, fs, leads, ("au",) * len(leads), meta, str(p))
 
 
-def read_bidmc_wfdb(path: str | os.PathLike) -> Record:
-    """One subject from the WFDB release (channel names there carry trailing commas, e.g. ``PLETH,``)."""
+def read_bidmc_wfdb(path: str | os.PathLike, *, limb_leads: bool = False) -> Record:
+    """One subject from the WFDB release (channel names there carry trailing commas, e.g. ``PLETH,``); ``limb_leads``
+    as in :func:`read_bidmc_csv`."""
     import wfdb
 
     p = Path(path)
@@ -92,13 +107,15 @@ def read_bidmc_wfdb(path: str | os.PathLike) -> Record:
     missing = [c for c in ("II", "PLETH") if c not in names]
     if missing:
         raise DataError(f"BIDMC record lacks channels {missing}; it has {names}", path=base)
-    signal = rec.p_signal[:, [names.index("II"), names.index("PLETH")]].T.astype(np.float32)
+    extra = _extra_limb_columns(names) if limb_leads else []
+    signal = rec.p_signal[:, [names.index("II"), names.index("PLETH"), *[i for i, _ in extra]]].T.astype(np.float32)
+    leads = ("II", "PPG", *[lead for _, lead in extra])
     match = re.search(r"bidmc(\d+)$", base.name, re.IGNORECASE)
     subject = int(match.group(1)) if match else None
     meta = {"dataset": "bidmc", "subject": subject}
     if subject is not None:
         meta["split"] = subject_split(subject)
-    return Record(signal, float(rec.fs), ("II", "PPG"), ("au", "au"), meta, str(base))
+    return Record(signal, float(rec.fs), leads, ("au",) * len(leads), meta, str(base))
 
 
 class BIDMC:
@@ -127,11 +144,13 @@ class BIDMC:
             raise DataError(f"unknown split {name!r}; choose train, val or test")
         return [s for s in self.subjects if s in SPLITS[name]]
 
-    def record(self, subject: int) -> Record:
+    def record(self, subject: int, *, limb_leads: bool = False) -> Record:
+        """Channels ``II`` and ``PPG``; with ``limb_leads`` also the subject's other limb leads (e.g. ``aVR``)."""
         if subject not in self._files:
             raise DataError(f"subject {subject} not found; available: {self.subjects}", path=self.root)
         f = self._files[subject]
-        return read_bidmc_wfdb(f) if f.suffix == ".hea" else read_bidmc_csv(f)
+        reader = read_bidmc_wfdb if f.suffix == ".hea" else read_bidmc_csv
+        return reader(f, limb_leads=limb_leads)
 
     def __len__(self) -> int:
         return len(self._files)

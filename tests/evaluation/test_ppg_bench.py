@@ -40,3 +40,20 @@ def test_bench_ppg2ecg_writes_a_report(tmp_path):
     assert main(["bench", "ppg2ecg", "--generator", "baseline:template", "--data", str(sample_bidmc_root()),
                  "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_bench_ppg2ecg_twelve_lead_scores_the_recorded_limb_leads(tmp_path, capsys):
+    """Subject 46 of the sample has aVR on record: the 12 leads from its own lead II must find it (the reference, r
+    well above 0), and those from the linear baseline's smooth lead II (no QRS complexes) must do worse."""
+    out = tmp_path / "ppg12"
+    code = main(["bench", "ppg2ecg", "--generator", "baseline:linear", "--data", str(sample_bidmc_root()),
+                 "--out", str(out), "--n-boot", "20", "--quiet", "--twelve-lead"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    t = report["twelve_lead"]
+    assert t["leads"] == {"46": ["aVR"]} and t["checkpoint"].endswith("reconstruct")
+    assert t["reference_from_recorded_ii"]["estimate"] > 0.8
+    limb_r = report["generators"]["baseline:linear"]["twelve_lead_r"]["estimate"]
+    assert -1 <= limb_r <= 1 and limb_r < t["reference_from_recorded_ii"]["estimate"]
+    assert "## 12 leads from the generated lead II" in (out / "report.md").read_text()
+    assert "12-lead limb r" in capsys.readouterr().out

@@ -145,7 +145,8 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
                                                     required_keys=("leads", "lead_mask"))
         limb_records = {s: bidmc.record(s, limb_leads=True) for s in truth}
         ref = {s: _limb_lead_r(recon_model, records[s].channel("II"), limb_records[s], width, seed)
-               for s in sorted(truth)}
+               for s in tqdm(sorted(truth), desc="12 leads from the recorded lead II", unit="subject",
+                             disable=not progress)}
         ref = {s: v for s, v in ref.items() if v is not None}
         if not ref:
             raise DataError(f"no {split} subject has a limb lead besides II to check the 12 leads against",
@@ -200,7 +201,8 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
         }
         if recon_model is not None:
             limb_by = {s: _limb_lead_r(recon_model, full[s], limb_records[s], width, seed + 1000 * g + s)
-                       for s in report["twelve_lead"]["leads"]}
+                       for s in tqdm(sorted(report["twelve_lead"]["leads"]), desc=f"12 leads from {text}",
+                                     unit="subject", disable=not progress)}
             report["generators"][text]["twelve_lead_r"] = _cluster_ci(limb_by, lambda v: float(np.mean(v)), n_boot,
                                                                       seed)
         first = sorted(truth)[0]

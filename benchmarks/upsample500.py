@@ -19,16 +19,11 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> int:
+    from evaluation.bootstrap import record_interval
     from evaluation.report import _ci, _plt
-    from evaluation.upsample_bench import (
-        BANDS,
-        high_frequency_share,
-        mean_spectrum,
-        record_metrics,
-        summarise,
-    )
+    from evaluation.upsample_bench import BANDS, high_frequency_share, mean_spectrum, record_metrics
     from synth.checkpoint import load_pretrained
-    from synth.data.ptbxl import PTBXL
+    from synth.data.ptbxl import PTBXL, at_both_rates
     from synth.data.transforms import resample
     from synth.io_utils import atomic_write_text, staged_folder
     from synth.tasks import Prompt, generate
@@ -55,11 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{out}: output folder already exists (pass --force)")
 
     started = time.perf_counter()
-    high_all, low_all = PTBXL(args.data, 500), PTBXL(args.data, 100)
-    both = set(low_all.ecg_ids)
-    high = high_all.split(args.split)
-    ids = [i for i in high.ecg_ids if i in both]
-    high, low = high.subset(ids), low_all.subset(ids)
+    low, high = at_both_rates(args.data, args.split)
+    ids = low.ecg_ids
     x500 = np.nan_to_num(high.load_signals(progress=True)).astype(np.float32)
     x100 = np.nan_to_num(low.load_signals(progress=True)).astype(np.float32)
     print(f"{args.split}: {len(ids)} records at both rates")
@@ -82,16 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     scored = {}
     for name, y in outputs.items():
         m = record_metrics(y, x500)
-        scored[name] = {k: summarise(v, median if k.startswith("power ratio") else mean, args.n_boot, args.seed)
-                        for k, v in m.items()}
+        scored[name] = {k: record_interval(v, median if k.startswith("power ratio") else mean, args.n_boot,
+                                           args.seed) for k, v in m.items()}
         scored[name]["seconds_per_record"] = timings[name] / len(ids)
 
     generated = None
     if args.n_generated > 0:
         gen = load_pretrained(args.generator)
         rng = np.random.default_rng(args.seed)
-        rows = low_all.split(args.split).table.iloc[rng.choice(len(low_all.split(args.split)), args.n_generated,
-                                                               replace=False)]
+        conditions = PTBXL(args.data, 100).split(args.split)  # every record of the split, not only those at 500 Hz
+        rows = conditions.table.iloc[rng.choice(len(conditions), args.n_generated, replace=False)]
         records = []
         for k, (_, row) in enumerate(rows.iterrows()):
             prompt = Prompt(report=str(row["report"]) or None, labels=list(row["superclasses"]), n=1,
@@ -105,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         share = {"real 500 Hz": high_frequency_share(x500)}
         share.update({f"generated, {k}": high_frequency_share(v) for k, v in g_out.items()})
         generated = {"n": args.n_generated, "guidance_scale": args.guidance_scale,
-                     "share_above_50hz": {k: summarise(v, median, args.n_boot, args.seed) for k, v in share.items()}}
+                     "share_above_50hz": {k: record_interval(v, median, args.n_boot, args.seed)
+                                          for k, v in share.items()}}
 
     with staged_folder(out, overwrite=args.force) as stage:
         plt = _plt()

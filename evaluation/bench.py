@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.bootstrap import record_interval
 from synth.data.leads import LEADS_12
 from synth.errors import DataError, OutputExistsError
 from synth.io_utils import staged_folder
@@ -482,14 +483,6 @@ def parse_leads(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(n for n in LEADS_12 if n in leads)
 
 
-def _record_ci(values: np.ndarray, stat: Callable[[np.ndarray], float], n_boot: int, rng: np.random.Generator):
-    from evaluation.bootstrap import percentile_interval
-
-    est = stat(values)
-    reps = np.array([stat(values[rng.integers(0, len(values), len(values))]) for _ in range(n_boot)])
-    return percentile_interval(reps, est).as_dict()
-
-
 def _mean_pooled_rmse(rmse: np.ndarray) -> float:
     """Mean over the scored leads of each lead's RMSE pooled over records: ``rmse`` (N records, L leads)."""
     return float(np.mean(np.sqrt(np.mean(rmse**2, axis=0))))
@@ -572,22 +565,22 @@ def run_reconstruct(
             per_lead[lead] = {
                 **s.as_dict(),
                 "variance_ratio": float(np.nanmedian(pm.amplitude_ratio[:, j] ** 2)),
-                "mae_ci": _record_ci(pm.mae[:, j], np.mean, n_boot, boot),
-                "rmse_ci": _record_ci(pm.rmse[:, j], lambda v: float(np.sqrt(np.mean(v**2))), n_boot, boot),
-                "pearson_r_ci": _record_ci(pm.pearson_r[:, j], lambda v: float(np.nanmean(v)) if np.isfinite(v).any()
+                "mae_ci": record_interval(pm.mae[:, j], np.mean, n_boot, boot),
+                "rmse_ci": record_interval(pm.rmse[:, j], lambda v: float(np.sqrt(np.mean(v**2))), n_boot, boot),
+                "pearson_r_ci": record_interval(pm.pearson_r[:, j], lambda v: float(np.nanmean(v)) if np.isfinite(v).any()
                                            else float("nan"), n_boot, boot),
             }
         predictions[spec.name] = pred
         rmse_by_record[spec.name] = pm.rmse
         report["generators"][spec.name] = {
             "spec": spec.text, **notes, "generation_s": gen_s, "per_lead": per_lead, "mean": pm.mean,
-            "mean_rmse_ci": _record_ci(pm.rmse, _mean_pooled_rmse, n_boot, np.random.default_rng(seed)),
-            "mean_pearson_r_ci": _record_ci(pm.pearson_r, lambda v: float(np.nanmean(v)), n_boot,
+            "mean_rmse_ci": record_interval(pm.rmse, _mean_pooled_rmse, n_boot, np.random.default_rng(seed)),
+            "mean_pearson_r_ci": record_interval(pm.pearson_r, lambda v: float(np.nanmean(v)), n_boot,
                                             np.random.default_rng(seed)),
         }
     names = list(rmse_by_record)
     report["paired_differences"] = {
-        f"{a} - {b}": _record_ci(np.stack([rmse_by_record[a], rmse_by_record[b]], axis=1),
+        f"{a} - {b}": record_interval(np.stack([rmse_by_record[a], rmse_by_record[b]], axis=1),
                                  lambda v: _mean_pooled_rmse(v[:, 0]) - _mean_pooled_rmse(v[:, 1]), n_boot,
                                  np.random.default_rng(seed))
         for i, a in enumerate(names) for b in names[i + 1:]

@@ -3,6 +3,7 @@ Bootstrap*, ch. 13 percentile intervals and §10 bias estimation)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,3 +60,13 @@ def percentile_interval(
     if lower_bound is not None:
         low, high = max(low, lower_bound), max(high, lower_bound)
     return Interval(float(estimate), float(low), float(high), level)
+
+
+def record_interval(values: np.ndarray, stat: Callable[[np.ndarray], float], n_boot: int,
+                    rng: np.random.Generator | int) -> dict[str, float]:
+    """``stat(values)`` with the percentile interval of ``n_boot`` resamples of ``values``' first axis (records,
+    drawn with replacement); ``rng`` a generator (consumed, so consecutive calls differ) or a seed."""
+    values = np.asarray(values)
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    reps = np.array([stat(values[rng.integers(0, len(values), len(values))]) for _ in range(n_boot)])
+    return percentile_interval(reps, stat(values)).as_dict()

@@ -254,12 +254,9 @@ def ssim_psnr(generated: Tensor, target: Tensor) -> tuple[np.ndarray, np.ndarray
 
 
 def _mean_ci(x: np.ndarray, seed: int = 0, n_boot: int = 1000) -> dict[str, float]:
-    from evaluation.bootstrap import percentile_interval
+    from evaluation.bootstrap import record_interval
 
-    x = np.asarray(x, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    reps = np.array([x[rng.integers(0, len(x), len(x))].mean() for _ in range(n_boot)])
-    return percentile_interval(reps, float(x.mean())).as_dict()
+    return record_interval(np.asarray(x, dtype=np.float64), lambda v: float(v.mean()), n_boot, seed)
 
 
 # -- the benchmark -------------------------------------------------------------------------------------------------

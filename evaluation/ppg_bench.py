@@ -130,21 +130,20 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
     train = [s for s in bidmc.split("train") if s in bidmc.subjects]
     if not scored:
         raise DataError(f"no {split} subjects in this BIDMC folder", path=data_root)
-    records = {s: bidmc.record(s) for s in scored}
+    records = {s: bidmc.record(s, limb_leads=twelve_lead is not None) for s in scored}
     width = int(round(WINDOW_S * FS_HZ))
     truth = {s: _windows(np.nan_to_num(r.channel("II")), width) for s, r in records.items()}
     truth = {s: w for s, w in truth.items() if len(w)}
     report: dict = {"command": "ppg2ecg", "data_root": str(data_root), "split": split, "subjects": sorted(truth),
                     "windows": int(sum(len(w) for w in truth.values())), "window_s": WINDOW_S, "fs_hz": FS_HZ,
                     "seed": seed, "n_boot": n_boot, "generators": {}}
-    recon_model, limb_records = None, {}
+    recon_model = None
     if twelve_lead is not None:
         from synth.tasks.common import load_task_model
 
         recon_model, recon_folder = load_task_model(twelve_lead or None, "reconstruct",
                                                     required_keys=("leads", "lead_mask"))
-        limb_records = {s: bidmc.record(s, limb_leads=True) for s in truth}
-        ref = {s: _limb_lead_r(recon_model, records[s].channel("II"), limb_records[s], width, seed)
+        ref = {s: _limb_lead_r(recon_model, records[s].channel("II"), records[s], width, seed)
                for s in tqdm(sorted(truth), desc="12 leads from the recorded lead II", unit="subject",
                              disable=not progress)}
         ref = {s: v for s, v in ref.items() if v is not None}
@@ -153,7 +152,7 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
                             path=data_root)
         report["twelve_lead"] = {
             "checkpoint": str(recon_folder),
-            "leads": {int(s): [x for x in limb_records[s].leads if x not in ("II", "PPG")] for s in ref},
+            "leads": {int(s): [x for x in records[s].leads if x not in ("II", "PPG")] for s in ref},
             "reference_from_recorded_ii": _cluster_ci(ref, lambda v: float(np.mean(v)), n_boot, seed),
         }
     examples = {}
@@ -200,7 +199,7 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
             "per_subject_r": {int(s): float(np.mean(v)) for s, v in r_by.items()},
         }
         if recon_model is not None:
-            limb_by = {s: _limb_lead_r(recon_model, full[s], limb_records[s], width, seed + 1000 * g + s)
+            limb_by = {s: _limb_lead_r(recon_model, full[s], records[s], width, seed + 1000 * g + s)
                        for s in tqdm(sorted(report["twelve_lead"]["leads"]), desc=f"12 leads from {text}",
                                      unit="subject", disable=not progress)}
             report["generators"][text]["twelve_lead_r"] = _cluster_ci(limb_by, lambda v: float(np.mean(v)), n_boot,

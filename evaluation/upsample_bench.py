@@ -16,11 +16,7 @@ way): the share of power above 50 Hz and the whole spectrum, against the real 50
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
-
-from evaluation.bootstrap import percentile_interval
 
 FS_HIGH = 500.0
 BANDS: dict[str, tuple[float, float]] = {"50-100 Hz": (50.0, 100.0), "100-250 Hz": (100.0, 250.0)}
@@ -65,14 +61,6 @@ def high_frequency_share(x: np.ndarray, fs: float = FS_HIGH, cutoff: float = 50.
     freqs, p = psd(x, fs)
     p = p.sum(axis=1)
     return band_power(freqs, p, cutoff, fs / 2 + 1) / np.maximum(band_power(freqs, p, 0.5, fs / 2 + 1), 1e-20)
-
-
-def summarise(values: np.ndarray, stat: Callable[[np.ndarray], float], n_boot: int, seed: int) -> dict[str, float]:
-    """``stat`` of ``values`` with a percentile bootstrap interval over records."""
-    values = np.asarray(values, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    reps = np.array([stat(values[rng.integers(0, len(values), len(values))]) for _ in range(n_boot)])
-    return percentile_interval(reps, stat(values)).as_dict()
 
 
 def mean_spectrum(x: np.ndarray, fs: float = FS_HIGH) -> tuple[np.ndarray, np.ndarray]:

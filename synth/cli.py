@@ -212,11 +212,9 @@ def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | 
     model, folder = load_task_model(checkpoint, name)
     upsampler, up_folder = None, ""
     if fs_hz is not None and float(fs_hz) != float(model.cfg.signal.fs_hz) and args.upsampler != "polyphase":
-        from synth.tasks.generate import check_output_rate
         from synth.tasks.upsample import UPSAMPLER_NAME
 
         upsampler, up_folder = load_task_model(args.upsampler, UPSAMPLER_NAME, required_keys=("leads",))
-        check_output_rate(model, fs_hz, upsampler)  # before any sampling
     with staged_folder(out, overwrite=args.force) as staging:
         rows = write_generated(model, prompts, staging, checkpoint=str(folder), steps=args.steps,
                                guidance_scale=args.guidance_scale, batch_size=args.batch_size, fs_hz=fs_hz,

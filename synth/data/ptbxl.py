@@ -255,6 +255,15 @@ class PTBXL:
                 bar.update(len(block))
 
 
+def at_both_rates(root: str | os.PathLike, split: Split | str) -> tuple[PTBXL, PTBXL]:
+    """The records of ``split`` present at 100 Hz and at 500 Hz: ``(100 Hz view, 500 Hz view)``, the same ecg_ids in
+    the same order (possibly none: check ``len``)."""
+    high, low = PTBXL(root, fs_hz=500).split(split), PTBXL(root, fs_hz=100)
+    present = set(low.ecg_ids)
+    ids = [i for i in high.ecg_ids if i in present]
+    return low.subset(ids), high.subset(ids)
+
+
 def english_report(scp_codes: dict[str, float], statements) -> str:
     """An English report composed from SCP statements and their likelihoods, e.g. ``"sinus rhythm, left
     ventricular hypertrophy, possible anteroseptal myocardial infarction"``.

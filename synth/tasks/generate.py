@@ -242,7 +242,6 @@ def write_generated(model, prompts: Sequence[Prompt], out_dir: Path, *, checkpoi
     from synth.data.writers import write_record
 
     conds = [build_condition(model, p) for p in prompts]
-    check_output_rate(model, fs_hz, upsampler)
     leads = leads_for_channels(model.cfg.signal.channels)
     total = sum(p.n for p in prompts)
     rows: list[dict] = []

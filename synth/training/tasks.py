@@ -161,16 +161,15 @@ class UpsampleWindows(Dataset):
     def __init__(self, low: np.ndarray, high: np.ndarray, window_length: int, window_stride: int | None = None,
                  *, low_fs: float = 100.0, high_fs: float = 500.0):
         from synth.data.transforms import resample
+        from synth.tasks.common import fit_length
 
         if low.ndim != 3 or high.ndim != 3 or len(low) != len(high) or low.shape[1] != high.shape[1]:
             raise DataError(f"low and high rate signals do not pair: {low.shape} vs {high.shape}")
         if len(low) == 0:
             raise DataError("no record is present at both rates")
-        up = resample(np.nan_to_num(np.asarray(low, dtype=np.float32)), low_fs, high_fs)
         total = high.shape[-1]
-        if up.shape[-1] < total:
-            up = np.pad(up, ((0, 0), (0, 0), (0, total - up.shape[-1])), mode="edge")
-        self.up = np.ascontiguousarray(up[..., :total], dtype=np.float32)
+        up = fit_length(resample(np.nan_to_num(np.asarray(low, dtype=np.float32)), low_fs, high_fs), total)
+        self.up = np.ascontiguousarray(up, dtype=np.float32)
         self.residual = (np.nan_to_num(np.asarray(high, dtype=np.float32)) - self.up).astype(np.float32)
         self.window_length = int(window_length)
         self.window_stride = int(window_stride or window_length)

@@ -530,7 +530,7 @@ def _bidmc_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tuple[D
 
 def _upsample_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tuple[Dataset, Dataset]:
     """PTB-XL records present at 100 and 500 Hz: train (folds 1-8) and validation (fold 9) upsampling windows."""
-    from synth.data.ptbxl import PTBXL
+    from synth.data.ptbxl import at_both_rates
     from synth.training.tasks import UpsampleWindows
 
     d = cfg.data
@@ -542,15 +542,11 @@ def _upsample_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tupl
         raise TrainingError("data.window_length is needed for ptbxl_upsample", path=config_file)
     root = resolve_config_path(d.root, config_file)
     cache = None if d.cache_dir is None else resolve_config_path(d.cache_dir, config_file)
-    high_all, low_all = PTBXL(root, fs_hz=500), PTBXL(root, fs_hz=100)
-    both = set(low_all.ecg_ids)
     out = []
     for split in ("train", "val"):
-        high = high_all.split(split)
-        ids = [i for i in high.ecg_ids if i in both]
-        if not ids:
+        low, high = at_both_rates(root, split)
+        if not len(low):
             raise TrainingError(f"no {split} record of {root} is present at both 100 and 500 Hz", path=root)
-        high, low = high.subset(ids), low_all.subset(ids)
         out.append(UpsampleWindows(low.load_signals(cache_dir=cache, progress=cfg.progress),
                                    high.load_signals(cache_dir=cache, progress=cfg.progress), length,
                                    d.window_stride))

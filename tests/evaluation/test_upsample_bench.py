@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluation.upsample_bench import high_frequency_share, record_metrics, summarise
+from evaluation.bootstrap import record_interval
+from evaluation.upsample_bench import high_frequency_share, record_metrics
 from synth.data.transforms import resample
 
 
@@ -38,7 +39,8 @@ def test_the_truth_scores_perfectly_and_a_filtered_copy_lacks_the_band_above_50_
         record_metrics(x[:, :, :-1], x)
 
 
-def test_summarise_brackets_the_estimate():
+def test_record_interval_brackets_the_estimate():
     values = np.random.default_rng(1).normal(2.0, 1.0, 200)
-    s = summarise(values, lambda v: float(np.mean(v)), 200, 0)
+    s = record_interval(values, lambda v: float(np.mean(v)), 200, 0)
     assert s["low"] < s["estimate"] < s["high"] and s["estimate"] == pytest.approx(values.mean())
+    assert record_interval(values, lambda v: float(np.mean(v)), 200, np.random.default_rng(0)) == s  # seed = generator

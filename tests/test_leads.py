@@ -97,3 +97,21 @@ def test_project_limb_leads_keeps_lawful_signals_and_repairs_a_generated_lead():
     fixed = project_limb_leads(noisy, given)
     np.testing.assert_allclose(fixed, x, atol=1e-5)  # I = II - III restored, augmented leads follow
     assert fixed.dtype == noisy.dtype
+
+
+def test_twelve_from_eight_derives_the_limb_leads_exactly():
+    import numpy as np
+
+    from synth.data.leads import LEADS_8, LEADS_12, twelve_from_eight
+
+    x = np.random.default_rng(1).standard_normal((3, 8, 50)).astype(np.float32)
+    y = twelve_from_eight(x)
+    assert y.shape == (3, 12, 50) and y.dtype == np.float32
+    lead = {name: y[:, i] for i, name in enumerate(LEADS_12)}
+    np.testing.assert_array_equal(y[:, [LEADS_12.index(n) for n in LEADS_8]], x)  # the 8 pass through
+    np.testing.assert_allclose(lead["III"], lead["II"] - lead["I"], atol=1e-6)
+    np.testing.assert_allclose(lead["aVR"], -(lead["I"] + lead["II"]) / 2, atol=1e-6)
+    np.testing.assert_allclose(lead["aVL"], lead["I"] - lead["II"] / 2, atol=1e-6)
+    np.testing.assert_allclose(lead["aVF"], lead["II"] - lead["I"] / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="8 independent"):
+        twelve_from_eight(y)

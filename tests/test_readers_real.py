@@ -167,6 +167,18 @@ def test_ptbxl_multi_hot_matches_superclasses(ptbxl):
     assert labels[1].tolist() == [0, 1, 1, 1, 1]
 
 
+def test_ptbxl_multi_hot_joins_label_kinds_by_name(ptbxl):
+    from synth.data.ptbxl import RHYTHMS, SUBCLASSES
+
+    labels, classes = ptbxl.subset([1, 162]).multi_hot("superclasses+subclasses+rhythm")
+    assert len(classes) == len(set(classes)) == 5 + len(SUBCLASSES) - 2 + len(RHYTHMS)  # NORM, STTC shared
+    assert classes[:5] == list(SUPERCLASSES) and classes[-len(RHYTHMS):] == list(RHYTHMS)
+    on = [{c for c, v in zip(classes, row) if v} for row in labels]
+    assert on[1] == {"CD", "HYP", "MI", "STTC", "AMI", "ISC_", "LAFB/LPFB", "LVH", "SR"}  # ecg_id 162 (see above)
+    with pytest.raises(DataError, match="unknown label kind 'rythm'"):
+        ptbxl.multi_hot("superclasses+rythm")
+
+
 def test_ptbxl_ages_over_89_are_capped(ptbxl):
     table = ptbxl.all_records
     assert (table["age"].dropna() < 300).all()

@@ -98,6 +98,16 @@ def leads_for_channels(channels: int) -> tuple[str, ...]:
 LIMB_FROM_I_II = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 1.0], [-0.5, -0.5], [1.0, -0.5], [-0.5, 1.0]])
 
 
+def twelve_from_eight(x: np.ndarray) -> np.ndarray:
+    """``(..., 8, T)`` in :data:`LEADS_8` order → ``(..., 12, T)`` in canonical order, the four dependent limb leads
+    (III, aVR, aVL, aVF) computed from I and II by the lead laws, so they obey them exactly."""
+    x = np.asarray(x)
+    if x.shape[-2] != len(LEADS_8):
+        raise ValueError(f"expected the 8 independent leads, got {x.shape[-2]} channels")
+    limb = np.einsum("lk,...kt->...lt", LIMB_FROM_I_II.astype(x.dtype), x[..., :2, :])  # (..., 6, T)
+    return np.concatenate([limb, x[..., 2:, :]], axis=-2)
+
+
 def project_limb_leads(signal: np.ndarray, given: Sequence[bool], *, given_weight: float = 1e6) -> np.ndarray:
     """Make the six limb leads of a 12-lead ``(..., 12, T)`` signal obey the lead laws, trusting the given ones.
 

@@ -27,6 +27,18 @@ from synth.io_utils import read_text_lenient
 Split = Literal["train", "val", "test"]
 SPLIT_FOLDS: dict[str, tuple[int, ...]] = {"train": (1, 2, 3, 4, 5, 6, 7, 8), "val": (9,), "test": (10,)}
 SUPERCLASSES: tuple[str, ...] = ("NORM", "MI", "STTC", "CD", "HYP")
+#: The 23 diagnostic subclasses of ``scp_statements.csv`` (``diagnostic_subclass``), by superclass.
+SUBCLASSES: tuple[str, ...] = (
+    "NORM", "AMI", "IMI", "LMI", "PMI", "ISCA", "ISCI", "ISC_", "NST_", "STTC", "CLBBB", "CRBBB", "ILBBB", "IRBBB",
+    "IVCD", "LAFB/LPFB", "WPW", "_AVB", "LAO/LAE", "LVH", "RAO/RAE", "RVH", "SEHYP",
+)  # fmt: skip
+#: The 12 rhythm statements (``rhythm == 1``).
+RHYTHMS: tuple[str, ...] = (
+    "SR", "AFIB", "STACH", "SARRH", "SBRAD", "PACE", "SVARR", "BIGU", "AFLT", "SVTAC", "PSVT", "TRIGU",
+)  # fmt: skip
+#: Fixed class lists of the label kinds (the others list the classes present, sorted).
+_FIXED_CLASSES: dict[str, tuple[str, ...]] = {"superclasses": SUPERCLASSES, "subclasses": SUBCLASSES,
+                                              "rhythm": RHYTHMS}
 #: PTB-XL stores ages above 89 as 300 (de-identification); we report them as 90.
 AGE_CAP = 90.0
 
@@ -171,15 +183,30 @@ class PTBXL:
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def multi_hot(self, kind: str = "superclasses", classes: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
-        """``(N, K)`` float32 multi-hot labels in record order and the class names (default: all seen, sorted)."""
-        classes = list(classes) if classes is not None else (
-            list(SUPERCLASSES) if kind == "superclasses" else sorted(self.label_counts(kind)))
+        """``(N, K)`` float32 multi-hot labels in record order and the class names.
+
+        ``kind``: ``superclasses``, ``subclasses``, ``rhythm``, ``form``, or several joined by ``+``
+        (``superclasses+subclasses+rhythm``: one column per distinct name, a record has a name if any of the kinds
+        gives it; the subclasses ``NORM`` and ``STTC`` share the superclass columns of the same name). Default
+        classes: the fixed lists (:data:`SUPERCLASSES`, :data:`SUBCLASSES`, :data:`RHYTHMS`), for ``form`` the
+        statements present, sorted.
+        """
+        kinds = [k.strip() for k in kind.split("+")]
+        unknown = [k for k in kinds if k not in ("superclasses", "subclasses", "rhythm", "form")]
+        if unknown:
+            raise DataError(f"unknown label kind {unknown[0]!r}",
+                            hint="use superclasses, subclasses, rhythm, form or several joined by +")
+        if classes is None:
+            found = [c for k in kinds for c in (_FIXED_CLASSES.get(k) or sorted(self.label_counts(k)))]
+            classes = list(dict.fromkeys(found))
+        classes = list(classes)
         col = {c: k for k, c in enumerate(classes)}
         out = np.zeros((len(self), len(classes)), dtype=np.float32)
-        for i, labels in enumerate(self.table[kind]):
-            for c in labels:
-                if c in col:
-                    out[i, col[c]] = 1.0
+        for k in kinds:
+            for i, labels in enumerate(self.table[k]):
+                for c in labels:
+                    if c in col:
+                        out[i, col[c]] = 1.0
         return out, classes
 
     def english_reports(self) -> dict[int, str]:

@@ -68,6 +68,9 @@ class TrainConfig:
     model: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     out_dir: str = "runs/default"
+    #: An export folder (config.json + model.safetensors) whose weights start the run instead of the random
+    #: initialisation (warm start); it must have this model's parameters. Ignored once ``out_dir`` holds a checkpoint.
+    init_from: str | None = None
     steps: int = 100_000
     #: Samples per micro-batch per process; one update sees batch_size * grad_accum * num_processes samples.
     batch_size: int = 64
@@ -136,11 +139,16 @@ def load_train_config(path: str | os.PathLike, overrides: Mapping[str, Any] | Se
     path = Path(path)
     if not path.is_file():
         raise MissingFileError("training config not found", path=path, hint="see configs/train/ for presets")
+    import yaml
+
+    from synth.config import read_yaml
+
+    node = read_yaml(path)
     try:
-        node = apply_overrides(OmegaConf.load(path), overrides)
+        node = apply_overrides(node, overrides)
         data = OmegaConf.to_container(node, resolve=True)
-    except OmegaConfBaseException as err:
-        raise ConfigError(str(err).splitlines()[0], path=path) from None
+    except (OmegaConfBaseException, yaml.YAMLError) as err:
+        raise ConfigError(f"override: {str(err).strip().splitlines()[0]}", path=path) from None
     return validate(TrainConfig, data, source=str(path))
 
 

@@ -478,7 +478,7 @@ def build_datasets(cfg: TrainConfig, model: nn.Module, config_file: Path) -> tup
     ptbxl = PTBXL(resolve_config_path(d.root, config_file), fs_hz=d.fs_hz)
     cache = None if d.cache_dir is None else resolve_config_path(d.cache_dir, config_file)
     kwargs = dict(cache_dir=cache, leads=d.leads, cond_fields=fields, label_kind=d.label_kind,
-                  window_length=length, window_stride=d.window_stride, standardise=d.standardise,
+                  label_classes=_label_classes(model), window_length=length, window_stride=d.window_stride, standardise=d.standardise,
                   progress=cfg.progress)
     if d.kind == "ptbxl_report":
         from synth.training.tasks import ReportWindows, measured_heart_rates
@@ -507,6 +507,13 @@ def build_datasets(cfg: TrainConfig, model: nn.Module, config_file: Path) -> tup
         raise TrainingError(f"data.leads gives {train.sample_shape[0]} channels, the model generates "
                             f"{signal.channels}", hint="make data.leads match the model's signal.channels")
     return train, val
+
+
+def _label_classes(model: nn.Module) -> list[str] | None:
+    """The class names of the model's labels adapter (its multi-hot columns), if it has one with names."""
+    adapters = getattr(getattr(model, "conditioning", None), "adapters", {})
+    named = [a.classes for a in adapters.values() if getattr(a, "classes", None) is not None and "labels" in a.keys]
+    return list(named[0]) if named else None
 
 
 def _bidmc_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tuple[Dataset, Dataset]:
@@ -553,6 +560,26 @@ def _upsample_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tupl
     return out[0], out[1]
 
 
+def init_weights(model: nn.Module, folder: Path) -> None:
+    """Start ``model`` from the weights of the export ``folder``, which must have exactly its parameters (names
+    and shapes): warm-starting a changed architecture goes through a converted export (``tools/warm_start.py``)."""
+    from synth.checkpoint import load_weights
+
+    state = load_weights(folder)
+    own = model.state_dict()
+    frozen = tuple(f"{name}." for name in getattr(model, "frozen_submodels", dict)())
+    wanted = {k: v for k, v in own.items() if not k.startswith(frozen)}
+    wrong = sorted(k for k in wanted if k not in state or state[k].shape != wanted[k].shape)
+    extra = sorted(k for k in state if k not in wanted)
+    if wrong or extra:
+        raise TrainingError(f"init_from weights do not fit this model: {len(wrong)} missing or of another shape "
+                            f"(e.g. {wrong[:2]}), {len(extra)} unexpected (e.g. {extra[:2]})", path=folder,
+                            hint="convert the export to this architecture with tools/warm_start.py")
+    with torch.no_grad():
+        for key, value in wanted.items():
+            value.copy_(state[key].to(value.dtype))
+
+
 def plot_samples(model: nn.Module, step: int, out_dir: Path) -> None:
     """Default sample hook: one unconditional sample (seed 0, EMA weights) on ECG paper, ``step-NNNNNNNN.png``.
 
@@ -590,5 +617,7 @@ def train_from_config(cfg_path: str | os.PathLike, overrides: Mapping[str, Any] 
     cfg = load_train_config(cfg_path, overrides)
     set_seed(cfg.seed)  # the initial weights: identical on every process and every (re)start
     model = model_factory(cfg) if model_factory is not None else build_registry_model(cfg, cfg_path)
+    if cfg.init_from:  # a resumed run overwrites these weights with its checkpoint's
+        init_weights(model, resolve_config_path(cfg.init_from, cfg_path))
     train, val = datasets if datasets is not None else build_datasets(cfg, model, cfg_path)
     return Trainer(model, cfg, train, val, on_sample=on_sample or plot_samples).fit()

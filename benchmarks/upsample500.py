@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     from synth.checkpoint import load_pretrained
     from synth.data.ptbxl import PTBXL, at_both_rates
     from synth.data.transforms import resample
-    from synth.io_utils import atomic_write_text, staged_folder
+    from synth.io_utils import atomic_write_text
+    from synth.outputs import staged_folder
     from synth.tasks import Prompt, generate
     from synth.tasks.common import checkpoints_root, fit_length
     from synth.tasks.plots import plot_qrs_closeup

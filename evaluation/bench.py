@@ -27,8 +27,8 @@ import numpy as np
 
 from evaluation.bootstrap import record_interval
 from synth.data.leads import LEADS_12
-from synth.errors import DataError, OutputExistsError
-from synth.io_utils import staged_folder
+from synth.errors import DataError
+from synth.outputs import staged_folder
 
 BASELINES_FIDELITY = ("real-train", "ecgsyn", "nearest")
 BASELINES_RECONSTRUCT = ("linear",)
@@ -102,8 +102,9 @@ def default_data_root() -> Path:
 
 
 def _check_out(out_dir: Path, force: bool) -> None:
-    if out_dir.exists() and not force:
-        raise OutputExistsError("output folder already exists", path=out_dir, hint="choose another --out or pass --force")
+    from synth.outputs import check_output_folder
+
+    check_output_folder(out_dir, overwrite=force)
 
 
 def _open(data_root: str | os.PathLike, split: str, n: int, *, minimum: int = 1):

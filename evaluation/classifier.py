@@ -342,7 +342,9 @@ def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> tuple
     path = Path(path)
     if not path.is_file():
         raise MissingFileError("classifier config not found", path=path, hint="see configs/classifier/")
-    node = OmegaConf.to_container(apply_overrides(OmegaConf.load(path), list(overrides)), resolve=True)
+    from synth.config import read_yaml
+
+    node = OmegaConf.to_container(apply_overrides(read_yaml(path), list(overrides)), resolve=True)
     recipe = validate(Recipe, node, source=str(path))
     model_cfg = recipe.model if isinstance(recipe.model, ClassifierConfig) else ClassifierConfig(**recipe.model)
     train_cfg = validate(TrainConfig, {**recipe.train, "out_dir": recipe.out_dir}, source=str(path),

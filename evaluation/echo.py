@@ -85,7 +85,7 @@ class EchoEncoder(nn.Module):
 def save_echo_encoder(model: EchoEncoder, folder: str | os.PathLike, extra: dict | None = None) -> Path:
     from safetensors.torch import save_file
 
-    from synth.io_utils import staged_folder
+    from synth.outputs import staged_folder
 
     with staged_folder(folder, overwrite=True) as tmp:
         meta = {"kind": "echo_encoder", "format_version": 1, "config": asdict(model.cfg), **(extra or {})}
@@ -273,7 +273,7 @@ def run_echo_bench(model_dir: str | os.PathLike, data_root: str | os.PathLike, e
     from evaluation.frechet import fd_with_floor
     from synth.echo.dataset import EchoTensors
     from synth.echo.generate import load_echo_model, sample_videos, upsample
-    from synth.io_utils import staged_folder
+    from synth.outputs import staged_folder
 
     start = time.time()
     model = load_echo_model(model_dir)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from synth.errors import DataError
-from synth.io_utils import staged_folder
+from synth.outputs import staged_folder
 
 BASELINES = ("linear",)
 WINDOW_S = 8.0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -39,6 +40,12 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 _WRAPPER_PREFIXES = ("_orig_mod.", "module.")
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+#: Sub-folder names a config.json may list under ``submodels`` (plain names: no paths, no ``.``/``..``).
+_SUBMODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
+#: Frozen parts nest at most this deep (a prior over a tokenizer over ... ).
+MAX_SUBMODEL_DEPTH = 3
+#: Largest weights file read (bytes); shipped models are a few MB.
+MAX_WEIGHTS_BYTES = 8 * 1024**3
 
 
 class CheckpointError(SynthError, ValueError):
@@ -144,12 +151,27 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(
             f"config.json is not valid JSON ({err.msg}, line {err.lineno})", path=path
         ) from None
+    except (UnicodeDecodeError, OSError) as err:
+        raise CheckpointError(f"config.json cannot be read ({err})", path=path) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"config.json must hold a JSON object, not a {type(meta).__name__}", path=path,
+                              hint="export with synth.checkpoint.save_pretrained")
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"unsupported format_version {meta.get('format_version')!r}",
             path=path,
             hint=f"this synth reads format_version {FORMAT_VERSION}",
         )
+    if not isinstance(meta.get("model"), dict):
+        raise CheckpointError("config.json has no model object", path=path)
+    subs = meta.get("submodels", [])
+    if not isinstance(subs, list) or not all(isinstance(s, str) and _SUBMODEL_NAME.fullmatch(s) for s in subs):
+        raise CheckpointError(f"submodels must list names of sub-folders of the checkpoint, got {subs!r}"[:300],
+                              path=path, hint="plain folder names only: no paths, '.', '..' or separators")
+    for name in subs:
+        sub = Path(folder) / name
+        if sub.is_symlink() or not sub.is_dir():
+            raise MissingFileError(f"submodel folder {name!r} listed in config.json is missing", path=folder)
     return meta
 
 
@@ -165,27 +187,98 @@ def load_weights(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
             else "export with synth.checkpoint.save_pretrained"
         )
         raise MissingFileError(f"no {WEIGHTS_NAME}", path=folder, hint=hint)
+    if path.stat().st_size > MAX_WEIGHTS_BYTES:
+        raise CheckpointError(f"weights file of {path.stat().st_size / 1024**3:.1f} GB is larger than synth reads",
+                              path=path)
     try:
-        return load_file(str(path))
+        state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(
             f"not a valid safetensors file ({err})",
             path=path,
             hint="pickled checkpoints are refused; re-export with save_pretrained",
         ) from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{len(bad)} weight tensors hold NaN or inf (e.g. {bad[0]})", path=path,
+                              hint="the checkpoint is damaged or its training diverged; use another export")
+    return state
 
 
-def load_pretrained(folder: str | os.PathLike, *, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild an exported model from ``config.json`` + ``model.safetensors`` (+ frozen sub-folders), in eval
-    mode."""
+def checkpoint_digest(folder: str | os.PathLike) -> str:
+    """SHA-256 over an export's ``config.json`` and ``model.safetensors`` (and its sub-folders'): the identity of
+    the model that made an output (resuming, manifests)."""
+    import hashlib
+
     folder = Path(folder)
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.name in (CONFIG_NAME, WEIGHTS_NAME)):
+        h.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def weight_shapes(folder: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Names and shapes in ``model.safetensors`` from its header, without reading the tensors."""
+    from safetensors import safe_open
+
+    path = Path(folder) / WEIGHTS_NAME
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"not a valid safetensors file ({err})", path=path,
+                              hint="pickled checkpoints are refused; re-export with save_pretrained") from None
+
+
+def _build(backbone, cfg, subs: dict, folder: Path) -> nn.Module:
+    """Build the model of ``cfg``, first on the meta device (no memory) and checked against the shapes in the
+    weights file, so a config.json with absurd or negative sizes fails before anything is allocated."""
+    def make():
+        return backbone.from_config(cfg, **subs) if subs else backbone.from_config(cfg)
+
+    where = folder / CONFIG_NAME
+    try:
+        with torch.device("meta"):
+            probe = make()
+    except SynthError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure to build comes from the config's values
+        raise CheckpointError(f"config.json describes a model that cannot be built ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''})"[:300], path=where) from None
+    prefixes = tuple(f"{name}." for name in subs)
+    own = {k: tuple(v.shape) for k, v in probe.state_dict().items() if not k.startswith(prefixes)}
+    stored = weight_shapes(folder)
+    wrong = sorted(k for k in own if k in stored and stored[k] != own[k])
+    if wrong:
+        k = wrong[0]
+        raise CheckpointError(f"weights do not match config.json: {k} is {stored[k]} in the file, {own[k]} by the "
+                              f"config", path=folder / WEIGHTS_NAME,
+                              hint="the weights come from another model; re-export it with save_pretrained")
+    del probe
+    return make()
+
+
+def load_pretrained(folder: str | os.PathLike, *, device: str | torch.device = "cpu", _depth: int = 0) -> nn.Module:
+    """Rebuild an exported model from ``config.json`` + ``model.safetensors`` (+ frozen sub-folders), in eval
+    mode. The config is validated (schema, finite values, sub-folders inside the checkpoint, at most
+    :data:`MAX_SUBMODEL_DEPTH` levels, sizes that match the weights file) before anything is allocated, and
+    weights holding NaN or inf are refused."""
+    folder = Path(folder)
+    if _depth > MAX_SUBMODEL_DEPTH:
+        raise CheckpointError(f"submodels nest deeper than {MAX_SUBMODEL_DEPTH} levels", path=folder)
     meta = read_config(folder)
     cfg = model_config_from_dict(meta["model"], source=str(folder / CONFIG_NAME))
-    subs = {name: load_pretrained(folder / name, device=device) for name in meta.get("submodels", [])}
+    if not (folder / WEIGHTS_NAME).is_file():
+        load_weights(folder)  # raises the explanatory MissingFileError
+    subs = {name: load_pretrained(folder / name, device=device, _depth=_depth + 1)
+            for name in meta.get("submodels", [])}
     for sub in subs.values():
         sub.requires_grad_(False)
     backbone = registry.get("backbone", cfg.backbone)
-    model = backbone.from_config(cfg, **subs) if subs else backbone.from_config(cfg)
+    model = _build(backbone, cfg, subs, folder)
     state = load_weights(folder)
     hint = "the weights come from another model; re-export it with save_pretrained"
     try:
@@ -224,7 +317,15 @@ def load_training_state(
         raise MissingFileError("training state not found", path=path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as err:
+    except (EOFError, RuntimeError, OSError) as err:
+        text = str(err).lower()
+        if isinstance(err, EOFError | OSError) or "zip archive" in text or "central directory" in text or "eof" in text:
+            raise CheckpointError("truncated or damaged file (it cannot be read to its end)", path=path,
+                                  hint="the run writing it was interrupted; resume from an earlier checkpoint") from None
+        raise CheckpointError(f"refused: the file holds pickled objects that are not plain data ({text[:200]})",
+                              path=path, hint="training state must contain only tensors and plain Python types"
+                              ) from None
+    except (pickle.UnpicklingError, AttributeError, TypeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"refused: the file holds pickled objects that are not plain data ({first})",

@@ -18,6 +18,7 @@ exports.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -127,6 +128,7 @@ def validate(schema: type, node: Any, *, source: str | None, keypath: str = "") 
         raise ConfigError(f"{keypath or 'config'} must be a mapping, got {type(node).__name__}", path=source)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+        _check_numbers(OmegaConf.to_container(merged, resolve=True), keypath, source)
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or getattr(err, "key", None) or "?"
@@ -137,6 +139,45 @@ def validate(schema: type, node: Any, *, source: str | None, keypath: str = "") 
         ) from None
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{keypath or 'config'}: {err}", path=source) from None
+
+
+#: Largest magnitude of an integer in a config (sizes, steps, counts): anything above is a typo.
+MAX_CONFIG_INT = 10**9
+
+
+def _check_numbers(node: Any, keypath: str, source: str | None) -> None:
+    """Every number in a config is finite and every integer bounded: NaN, inf or 10**20 never reach a model."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            _check_numbers(value, f"{keypath}.{key}" if keypath else str(key), source)
+    elif isinstance(node, list | tuple):
+        for i, value in enumerate(node):
+            _check_numbers(value, f"{keypath}[{i}]", source)
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"{keypath}: {node} is not a finite number", path=source)
+    elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_CONFIG_INT:
+        raise ConfigError(f"{keypath}: {node} is out of range (at most {MAX_CONFIG_INT:,} in magnitude)", path=source)
+
+
+def read_yaml(path: str | os.PathLike) -> DictConfig:
+    """A YAML config file as an OmegaConf mapping. YAML is data here: tags that would build Python objects
+    (``!!python/object``) are refused, like any parse error, as a :class:`ConfigError` naming the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError("config file not found", path=path, hint="see configs/ for presets")
+    try:
+        node = OmegaConf.load(path)
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"not a plain YAML mapping ({first})", path=path,
+                          hint="configs hold plain values; Python tags are not allowed") from None
+    except (OmegaConfBaseException, UnicodeDecodeError, OSError) as err:
+        raise ConfigError(str(err).splitlines()[0] if str(err) else type(err).__name__, path=path) from None
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"the file holds a {type(node).__name__}, not a mapping of keys", path=path)
+    return node
 
 
 def component_from_dict(kind: registry.Kind, node: Any, *, source: str | None, keypath: str) -> Component:
@@ -198,8 +239,8 @@ def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
     path = Path(path)
     if not path.is_file():
         raise MissingFileError("config file not found", path=path, hint="see configs/model/ for presets")
+    node = read_yaml(path)
     try:
-        node = OmegaConf.load(path)
         for key, value in (overrides or {}).items():
             OmegaConf.update(node, key, value, force_add=True)
         data = OmegaConf.to_container(node, resolve=True)

@@ -20,7 +20,8 @@ class SynthError(Exception):
 
     def __str__(self) -> str:
         text = self.problem if self.path is None else f"{self.path}: {self.problem}"
-        return text if not self.hint else f"{text} ({self.hint})"
+        text = text if not self.hint else f"{text} ({self.hint})"
+        return " ".join(text.split("\n")).strip()  # one line, whatever a library put in its message
 
 
 class DataError(SynthError, ValueError):

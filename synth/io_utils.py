@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,27 +62,3 @@ def read_text_lenient(path: str | os.PathLike) -> str:
             stacklevel=2,
         )
         return raw.decode("latin-1")
-
-
-@contextlib.contextmanager
-def staged_folder(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield an empty staging folder beside ``path``; on success it replaces ``path``, on error it is deleted.
-
-    A run that is interrupted leaves the previous output (or none) untouched, never a half-written folder. An existing
-    ``path`` is refused up front unless ``overwrite``.
-    """
-    final = Path(path)
-    if final.exists() and not overwrite:
-        raise OutputExistsError("output folder already exists", path=final,
-                                hint="choose another folder or pass --force/--overwrite")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        yield staging
-        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-

@@ -85,3 +85,19 @@ def synthetic_record() -> Record:
 def make_synthetic_record():
     """The factory behind ``synthetic_record``: ``make_synthetic_record(fs_hz=250, duration_s=4)``."""
     return synthetic_12lead
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory) -> Path:
+    """A folder laid out like ``checkpoints/`` holding tiny ``report2ecg``, ``reconstruct``, ``ppg2ecg``,
+    ``upsample500`` and ``echo_maskgit`` (untrained, fast: for behaviour, not quality)."""
+    from tasks.tiny import save_tiny_checkpoints
+
+    return save_tiny_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture
+def use_tiny_checkpoints(tiny_checkpoints, monkeypatch) -> Path:
+    """Point the shipped-checkpoint lookup (``$SYNTH_CHECKPOINTS``) at :func:`tiny_checkpoints`."""
+    monkeypatch.setenv("SYNTH_CHECKPOINTS", str(tiny_checkpoints))
+    return tiny_checkpoints

@@ -26,8 +26,9 @@ def test_record_normalises_signal_to_float32_ct():
         ({"signal": np.zeros((2, 3)), "leads": ("I",)}, "1 lead names for 2 signal rows"),
         ({"signal": np.zeros((2, 3)), "leads": ("I", "I")}, "duplicate"),
         ({"signal": np.zeros((2, 3)), "leads": ("I", "II"), "units": ("mV",)}, "1 units for 2 leads"),
-        ({"signal": np.zeros((1, 3)), "leads": ("I",), "fs_hz": 0}, "positive"),
-        ({"signal": np.zeros((1, 3)), "leads": ("I",), "fs_hz": float("nan")}, "positive"),
+        ({"signal": np.zeros((1, 3)), "leads": ("I",), "fs_hz": 0}, "outside the range synth reads"),
+        ({"signal": np.zeros((1, 3)), "leads": ("I",), "fs_hz": float("nan")}, "outside the range synth reads"),
+        ({"signal": np.zeros((1, 3)), "leads": ("I",), "fs_hz": 1e9}, r"10-10,000 Hz"),
     ],
 )
 def test_record_refuses_contract_violations(kwargs, needle):

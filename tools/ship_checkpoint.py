@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synth.io_utils import staged_folder  # noqa: E402
+from synth.outputs import staged_folder  # noqa: E402
 
 
 def convert(src: Path, dst: Path) -> None:
@@ -35,6 +35,16 @@ def convert(src: Path, dst: Path) -> None:
             shutil.copy2(path, target)
 
 
+def shipped_checkpoint_refusal(folder: Path) -> str | None:
+    """A shipped checkpoint folder (config.json + model.safetensors, model card, metrics; frozen parts in
+    sub-folders) may be replaced; anything else is refused (None = may be replaced)."""
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        return "it is not a checkpoint folder (no config.json and model.safetensors)"
+    odd = [p.name for p in folder.rglob("*") if p.is_file() and p.suffix not in (".json", ".md", ".safetensors",
+                                                                                  ".csv")]
+    return f"it holds files a checkpoint does not ({', '.join(odd[:3])})" if odd else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("src")
@@ -43,7 +53,7 @@ def main() -> None:
     args = ap.parse_args()
     readme = Path(args.dst) / "README.md"
     card = readme.read_text(encoding="utf-8") if readme.is_file() else None  # keep a hand-written card
-    with staged_folder(args.dst, overwrite=args.force) as tmp:
+    with staged_folder(args.dst, overwrite=args.force, owned=shipped_checkpoint_refusal) as tmp:
         convert(Path(args.src), tmp)
         if card is not None:
             (tmp / "README.md").write_text(card, encoding="utf-8")

@@ -60,6 +60,26 @@ def load_encoder(spec: str) -> Any:
     return encoder
 
 
+def encoder_width(spec: str) -> int:
+    """The embedding width of an encoder, read from its folder's JSON where it can be (so a model is built without
+    loading the encoder, which happens at the first report); otherwise from the loaded encoder."""
+    import json
+
+    path = resolve_encoder_path(spec)
+    try:
+        modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+        types = [str(m.get("type", "")) for m in modules]
+        pooling = next(m["path"] for m in modules if str(m.get("type", "")).endswith("Pooling"))
+        if not any(t.endswith(("Dense", "WordEmbeddings", "LSTM", "CNN")) for t in types):
+            width = json.loads((path / pooling / "config.json").read_text(encoding="utf-8"))
+            return int(width["word_embedding_dimension"])
+    except (OSError, ValueError, KeyError, StopIteration, TypeError, AttributeError):
+        pass
+    encoder = load_encoder(spec)
+    width = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
+    return int(width())
+
+
 @register("adapter", "text")
 class TextAdapter(Adapter):
     """``cond["report"]``: list[str] (B) → tokens (B, max_tokens or 1, D), mask (B, L); empty text =
@@ -80,9 +100,7 @@ class TextAdapter(Adapter):
         super().__init__(dim, signal)
         self.cfg = cfg
         self.num_tokens = cfg.max_tokens if cfg.level == "token" else 1
-        encoder = load_encoder(cfg.encoder)
-        width = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
-        width = int(width())
+        width = encoder_width(cfg.encoder)
         self.proj = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, dim))
         self._cache: OrderedDict[str, Tensor] = OrderedDict()
 

@@ -76,10 +76,15 @@ def read_bidmc_csv(path: str | os.PathLike, *, limb_leads: bool = False) -> Reco
         raise DataError(f"BIDMC signals file lacks columns {missing or 'rows'}; it has {list(frame.columns)}", path=p)
     fs = FS_HZ
     if "Time [s]" in frame.columns and len(frame) > 1:
-        fs = round(1.0 / float(np.median(np.diff(frame["Time [s]"].to_numpy()[:1000]))), 6)
+        from synth.data.readers import rate_from_time_column
+
+        fs = rate_from_time_column(frame["Time [s]"], path=p, median_of=1000)
     extra = _extra_limb_columns(list(frame.columns)) if limb_leads else []
     columns = ["II", "PLETH", *[frame.columns[i] for i, _ in extra]]
-    signal = frame[columns].to_numpy(dtype=np.float32).T.copy()
+    try:
+        signal = frame[columns].to_numpy(dtype=np.float32).T.copy()
+    except (ValueError, TypeError):
+        raise DataError(f"non-numeric values in the {', '.join(columns)} columns", path=p) from None
     leads = ("II", "PPG", *[lead for _, lead in extra])
     match = _CSV_RE.search(p.name)
     subject = int(match.group(1)) if match else None

@@ -24,6 +24,7 @@ from synth.data.leads import LEADS_12, canonical_lead, sort_leads
 from synth.data.record import Record
 from synth.errors import DataError
 from synth.io_utils import atomic_path
+from synth.outputs import WRITER
 
 MM_PER_S = 25.0  # paper speed
 MM_PER_MV = 10.0  # gain
@@ -71,7 +72,8 @@ def _save(fig, out_path: str | os.PathLike, dpi: int) -> Path:
     fmt = fmt if fmt in FigureCanvasBase.get_supported_filetypes() else "png"
     try:
         with atomic_path(out) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi, facecolor="white")
+            meta = {"Software": WRITER} if fmt == "png" else {}
+            fig.savefig(tmp, format=fmt, dpi=dpi, facecolor="white", metadata=meta)
     finally:
         fig.clear()  # drop artists (and their arrays) now, not whenever the garbage collector runs
     return out

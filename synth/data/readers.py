@@ -89,11 +89,13 @@ def read_wfdb(
     hea = _header_path(path)
     base = hea.with_suffix("")
     lines = _signal_lines(hea)
+    _check_record_line(hea, len(lines))
     if lines and all(f[0].endswith(".mat") for f in lines):
         record = _read_challenge_mat(hea, _read_header(hea))
     else:
         try:
-            rec = wfdb.rdrecord(str(base), physical=True, return_res=32)
+            with np.errstate(all="ignore"):  # absurd gains give inf, refused below as missing samples
+                rec = wfdb.rdrecord(str(base), physical=True, return_res=32)
         except Exception as err:
             # Diagnose only on failure, so the common path parses each header once (bulk loading speed).
             _check_dat_sizes(hea, _read_header(hea))
@@ -101,6 +103,10 @@ def read_wfdb(
                             hint="the .dat file may be truncated or not match its header") from err
         if not rec.n_sig or rec.p_signal is None:
             raise DataError("header declares no signals", path=hea)
+        unnamed = [i + 1 for i, n in enumerate(rec.sig_name) if not (n or "").strip()]
+        if unnamed:
+            raise DataError(f"signal {unnamed[0]} of the header has no lead name", path=hea,
+                            hint="the last field of each signal line names its lead, e.g. II")
         names = [(lead_map or {}).get(n.strip().strip(","), n) for n in rec.sig_name]
         leads = canonical_leads(names, source=str(hea))
         text_units = [_header_units(f) for f in lines] if len(lines) == rec.n_sig else []
@@ -117,6 +123,43 @@ def _signal_lines(hea: Path) -> list[list[str]]:
     lines = [ln for ln in hea.read_text(encoding="utf-8", errors="replace").splitlines()
              if ln.strip() and not ln.lstrip().startswith("#")]
     return [ln.split() for ln in lines[1:]]
+
+
+def _check_record_line(hea: Path, n_signal_lines: int) -> None:
+    """The record line's rate and length, checked before wfdb reads them: wfdb takes a rate it cannot parse
+    (``-100``, ``abc``) for its default of 250 Hz, and would allocate whatever length a header claims."""
+    from synth.limits import MAX_MEMORY_BYTES, check_rate, human_bytes
+
+    try:
+        with open(hea, encoding="utf-8", errors="replace") as fh:
+            record_line = next((ln for ln in fh if ln.strip() and not ln.lstrip().startswith("#")), "")
+    except OSError as err:
+        raise DataError(f"cannot read header: {err.strerror}", path=hea) from None
+    fields = record_line.split()
+    if len(fields) < 2:
+        raise DataError("header has no record line (name, number of signals, rate, length)", path=hea)
+    if len(fields) < 3:  # WFDB would assume 250 Hz: a guess synth does not make for the user
+        raise DataError("the header gives no sampling rate", path=hea,
+                        hint="add it to the record line: NAME NSIG RATE NSAMP, e.g. rec 12 500 5000")
+    rate_text = fields[2].split("/")[0]
+    try:
+        rate = float(rate_text)
+    except ValueError:
+        raise DataError(f"header sampling rate {rate_text!r} is not a number", path=hea,
+                        hint="the record line reads: NAME NSIG RATE NSAMP") from None
+    check_rate(rate, path=str(hea), what="header sampling rate")
+    if len(fields) > 3:
+        try:
+            length = int(fields[3])
+        except ValueError:
+            raise DataError(f"header sample count {fields[3]!r} is not a whole number", path=hea) from None
+        if length < 0:
+            raise DataError(f"header sample count {length} is negative", path=hea)
+        need = 8.0 * length * max(1, n_signal_lines)
+        if need > MAX_MEMORY_BYTES:
+            raise DataError(f"header declares {length:,} samples per lead ({human_bytes(need)} to read)", path=hea,
+                            hint="split the record; synth reads records of up to "
+                                 f"{human_bytes(MAX_MEMORY_BYTES)}")
 
 
 def _header_units(fields: list[str]) -> str:
@@ -214,16 +257,21 @@ def read_npz(path: str | os.PathLike, **kwargs) -> Record:
     p = Path(path)
     if not p.exists():
         raise MissingFileError("no such file", path=p)
+    import zipfile
+
     try:
         with np.load(p, allow_pickle=False) as z:
-            signal = z["signal"]
+            signal = _real_array(z["signal"], "signal")
             fs = float(z["fs_hz"])
-            leads = tuple(str(s) for s in z["leads"])
-            units = tuple(str(s) for s in z["units"]) if "units" in z else ()
+            leads = tuple(str(s) for s in np.atleast_1d(z["leads"]))
+            units = tuple(str(s) for s in np.atleast_1d(z["units"])) if "units" in z else ()
             meta = json.loads(str(z["metadata"])) if "metadata" in z else {}
-    except (KeyError, ValueError, OSError) as err:
-        raise DataError(f"not a synth NPZ record: {err}", path=p,
-                        hint="expected arrays signal, fs_hz, leads (written by synth data convert --to npz)") from err
+        if not isinstance(meta, dict):
+            raise ValueError("metadata is not a JSON object")
+    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as err:
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(f"not a synth NPZ record ({detail})", path=p,
+                        hint="expected arrays signal, fs_hz, leads (written by synth data convert --to npz)") from None
     leads = canonical_leads(leads, source=str(p))
     return _finish(Record(signal, fs, leads, units, meta, str(p)), **_finish_kwargs(kwargs))
 
@@ -273,14 +321,9 @@ def read_csv(
     frame.columns = [str(c).strip() for c in frame.columns]
     time_cols = [c for c in frame.columns if c.lower() in _TIME_COLUMNS]
     if time_cols:
-        t = frame[time_cols[0]].to_numpy(dtype=np.float64)
+        if fs_hz is None and len(frame) > 1:
+            fs_hz = rate_from_time_column(frame[time_cols[0]], path=p)
         frame = frame.drop(columns=time_cols)
-        if fs_hz is None and len(t) > 1:
-            if np.median(np.diff(t)) <= 0:
-                raise DataError("time column is not increasing", path=p)
-            # The mean step over the whole span: a single printed step (0.00277778 s at 360 Hz) is too coarse.
-            dt = (t[-1] - t[0]) / (len(t) - 1)
-            fs_hz = round(1.0 / dt, 6)
     if fs_hz is None:
         raise DataError("CSV has no time column and no sampling rate was given", path=p,
                         hint="pass fs_hz (CLI: --in-fs HZ)")
@@ -292,12 +335,44 @@ def read_csv(
     names = [m.group(1) if (m := _UNIT_COLUMN.fullmatch(str(n))) else n for n in names]
     leads_c = canonical_leads(names, source=str(p))
     try:
-        signal = frame.to_numpy(dtype=np.float32).T.copy()
-    except ValueError as err:
-        raise DataError(f"non-numeric values in CSV: {err}", path=p) from err
+        with np.errstate(over="ignore"):
+            signal = frame.to_numpy(dtype=np.float32).T.copy()
+    except (ValueError, TypeError) as err:
+        raise DataError(f"non-numeric values in CSV: {str(err).splitlines()[0]}", path=p) from None
     signal, unit_t = _to_mv(signal, col_units, leads_c)
     record = Record(signal, float(fs_hz), leads_c, unit_t, {}, str(p))
     return _finish(record, fs_hz=None, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
+
+
+def _real_array(arr, what: str, *, convert: bool = True):
+    """``arr`` as float32 if it holds real numbers (integers or floats), else ValueError naming its dtype."""
+    dtype = getattr(arr, "dtype", None)
+    if dtype is None or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise ValueError(f"{what} of {dtype if dtype is not None else type(arr).__name__} is not numeric")
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused later as a missing sample
+        return np.asarray(arr, dtype=np.float32) if convert else arr
+
+
+def rate_from_time_column(column, *, path: Path, median_of: int | None = None) -> float:
+    """The sampling rate (Hz) of a time column in seconds (a pandas Series or array), checked: numeric, finite,
+    increasing, and in :data:`synth.limits.FS_RANGE_HZ`. From the mean step over the whole span, or with
+    ``median_of`` from the median of the first steps (files whose printed times drift, such as BIDMC's)."""
+    from synth.limits import check_rate
+
+    name = getattr(column, "name", "time")
+    try:
+        t = np.asarray(column, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise DataError(f"time column {name!r} holds non-numeric values", path=path) from None
+    if not np.isfinite(t).all():
+        raise DataError(f"time column {name!r} holds missing or infinite values", path=path)
+    if len(t) < 2 or np.median(np.diff(t)) <= 0 or t[-1] <= t[0]:
+        raise DataError(f"time column {name!r} is not increasing", path=path)
+    if median_of:
+        rate = 1.0 / float(np.median(np.diff(t[: median_of + 1])))
+    else:  # the mean step over the whole span: a single printed step (0.00277778 s at 360 Hz) is too coarse
+        rate = (len(t) - 1) / (t[-1] - t[0])
+    return check_rate(round(rate, 6), path=str(path), what="sampling rate from the time column")
 
 
 def read_npy(
@@ -317,9 +392,18 @@ def read_npy(
         raise DataError("a .npy file carries no sampling rate or lead names", path=p,
                         hint="pass fs_hz and leads (CLI: --in-fs HZ --in-leads I,II,...)")
     try:
-        arr = np.load(p, allow_pickle=False)
+        arr = np.load(p, allow_pickle=False, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as err:
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(f"cannot read array ({detail})", path=p, hint="expected a .npy of numbers") from None
+    try:
+        _real_array(arr, "array", convert=False)
     except ValueError as err:
-        raise DataError(f"cannot read array: {err}", path=p) from err
+        raise DataError(str(err), path=p, hint="expected a (C, T) or (T, C) array of numbers") from None
+    from synth.limits import MAX_MEMORY_BYTES, human_bytes
+
+    if arr.size * 4 > MAX_MEMORY_BYTES:
+        raise DataError(f"array of shape {arr.shape} is too large to read ({human_bytes(arr.size * 4)})", path=p)
     leads_c = canonical_leads(list(leads), source=str(p))
     if arr.ndim == 1 and len(leads_c) == 1:
         arr = arr[None]
@@ -327,7 +411,7 @@ def read_npy(
         raise DataError(f"array of shape {arr.shape} does not fit {len(leads_c)} leads", path=p)
     if arr.shape[0] != len(leads_c):
         arr = arr.T
-    signal, unit_t = _to_mv(np.array(arr, dtype=np.float32), [units] * len(leads_c), leads_c)
+    signal, unit_t = _to_mv(_real_array(arr, "array"), [units] * len(leads_c), leads_c)
     return _finish(Record(signal, float(fs_hz), leads_c, unit_t, {}, str(p)), fs_hz=None,
                    target_fs_hz=target_fs_hz, nan_policy=nan_policy)
 

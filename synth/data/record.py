@@ -37,7 +37,10 @@ class Record:
             sig = sig[None, :]
         if sig.ndim != 2:
             raise DataError(f"signal must be (C, T), got shape {sig.shape}", path=self.source)
-        self.signal = np.ascontiguousarray(sig, dtype=np.float32)
+        if sig.shape[0] == 0 or sig.shape[1] == 0:
+            raise DataError(f"record has no {'channels' if sig.shape[0] == 0 else 'samples'}", path=self.source)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, which readers refuse as missing
+            self.signal = np.ascontiguousarray(sig, dtype=np.float32)
         self.leads = tuple(self.leads)
         if len(self.leads) != self.signal.shape[0]:
             raise DataError(
@@ -48,9 +51,9 @@ class Record:
         self.units = tuple(self.units) if self.units else ("mV",) * len(self.leads)
         if len(self.units) != len(self.leads):
             raise DataError(f"{len(self.units)} units for {len(self.leads)} leads", path=self.source)
-        if not (np.isfinite(self.fs_hz) and self.fs_hz > 0):
-            raise DataError(f"sampling rate must be positive, got {self.fs_hz}", path=self.source)
-        self.fs_hz = float(self.fs_hz)
+        from synth.limits import check_rate
+
+        self.fs_hz = check_rate(self.fs_hz, path=self.source)
 
     @property
     def n_samples(self) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 from synth.data.record import Record
 from synth.errors import DataError, OutputExistsError
 from synth.io_utils import atomic_path
+from synth.outputs import WRITER
 
 Format = Literal["wfdb", "npz", "csv"]
 FORMATS: tuple[str, ...] = ("wfdb", "npz", "csv")
@@ -44,10 +45,12 @@ def wfdb_gains(signal: np.ndarray, *, default_gain: float = 1000.0) -> np.ndarra
     return gains
 
 
-def _output_paths(path: Path, fmt: str) -> list[Path]:
+def output_paths(path: Path, fmt: str) -> list[Path]:
+    """The files a record written to ``path`` in ``fmt`` consists of (WFDB: the ``.dat`` first, then the ``.hea``,
+    the order they are moved into place in, so a header never points at missing data)."""
     if fmt == "wfdb":
         base = path.with_suffix("") if path.suffix in (".hea", ".dat") else path
-        return [base.with_name(base.name + ".hea"), base.with_name(base.name + ".dat")]
+        return [base.with_name(base.name + ".dat"), base.with_name(base.name + ".hea")]
     return [path]
 
 
@@ -61,7 +64,7 @@ def write_record(record: Record, path: str | os.PathLike, fmt: Format | None = N
     if fmt not in FORMATS:
         raise DataError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not overwrite:
-        for out in _output_paths(p, fmt):
+        for out in output_paths(p, fmt):
             if out.exists():
                 raise OutputExistsError("output already exists", path=out, hint="choose another name or pass --force")
     if fmt == "wfdb":
@@ -69,6 +72,15 @@ def write_record(record: Record, path: str | os.PathLike, fmt: Format | None = N
     if fmt == "npz":
         return [write_npz(record, p)]
     return [write_csv(record, p)]
+
+
+def check_record_name(path: Path) -> str:
+    """The WFDB record name of ``path`` (``.hea``/``.dat`` stripped); :class:`DataError` if wfdb cannot write it."""
+    base = path.with_suffix("") if path.suffix in (".hea", ".dat") else path
+    if not re.fullmatch(r"[-\w]+", base.name):  # wfdb's own rule; it would fail later with a bare Exception
+        raise DataError(f"WFDB record name {base.name!r} may hold only letters, digits, '-' and '_' (no dots)",
+                        path=base, hint="rename the output, or give a .npz/.csv suffix for another format")
+    return base.name
 
 
 def write_wfdb(record: Record, path: str | os.PathLike, *, default_gain: float = 1000.0) -> list[Path]:
@@ -81,17 +93,15 @@ def write_wfdb(record: Record, path: str | os.PathLike, *, default_gain: float =
 
     p = Path(path)
     base = p.with_suffix("") if p.suffix in (".hea", ".dat") else p
-    name = base.name
-    if not re.fullmatch(r"[-\w]+", name):  # wfdb's own rule; it would fail later with a bare Exception
-        raise DataError(f"WFDB record name {name!r} may hold only letters, digits, '-' and '_' (no dots)",
-                        path=base, hint="rename the output, or give a .npz/.csv suffix for another format")
+    name = check_record_name(base)
     gains = wfdb_gains(record.signal, default_gain=default_gain)
     digital = np.round(record.signal.astype(np.float64) * gains[:, None])
     digital = np.where(np.isfinite(record.signal), digital, WFDB_INVALID)
     digital = np.clip(digital, -_INT16_MAX, _INT16_MAX).astype(np.int16)
     digital[~np.isfinite(record.signal)] = WFDB_INVALID
-    comments = [f"{k}: {json.dumps(v, ensure_ascii=True, default=str)}" for k, v in sorted(record.metadata.items())
-                if k not in ("comments",)]
+    # The first comment marks the file as synth's (what --force may replace); "key: value" lines carry metadata.
+    comments = [WRITER] + [f"{k}: {json.dumps(v, ensure_ascii=True, default=str)}"
+                           for k, v in sorted(record.metadata.items()) if k not in ("comments",)]
     base.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=base.parent))
     try:
@@ -115,13 +125,14 @@ def write_npz(record: Record, path: str | os.PathLike) -> Path:
         np.savez_compressed(
             fh, signal=record.signal.astype(np.float32), fs_hz=np.float64(record.fs_hz),
             leads=np.array(record.leads, dtype=str), units=np.array(record.units, dtype=str),
-            metadata=np.array(json.dumps(record.metadata, ensure_ascii=False, default=str)),
+            metadata=np.array(json.dumps(record.metadata, ensure_ascii=False, default=str)), writer=np.array(WRITER),
         )  # fmt: skip
     return p
 
 
 def write_csv(record: Record, path: str | os.PathLike) -> Path:
-    """Write ``time_s`` plus one column per lead (6 significant digits: finer than 1 µV below 10 mV)."""
+    """Write ``time_s`` plus one column per lead (6 significant digits: finer than 1 µV below 10 mV), after a
+    first comment line ``# synth VERSION`` (NumPy's loadtxt skips it; pandas needs ``comment="#"``)."""
     p = Path(path)
     t = np.arange(record.n_samples) / record.fs_hz
     data = np.column_stack([t, record.signal.T])
@@ -129,5 +140,5 @@ def write_csv(record: Record, path: str | os.PathLike) -> Path:
     header = ",".join(["time_s", *(n if u == "mV" else f"{n} [{u}]" for n, u in zip(record.leads, record.units))])
     with atomic_path(p) as tmp:
         fmt = ["%.9g"] + ["%.6g"] * record.signal.shape[0]
-        np.savetxt(tmp, data, delimiter=",", header=header, comments="", fmt=fmt)
+        np.savetxt(tmp, data, delimiter=",", header=f"# {WRITER}\n{header}", comments="", fmt=fmt)
     return p

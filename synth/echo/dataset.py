@@ -24,7 +24,7 @@ from synth.echo.echonet import FILELIST_COLUMNS, TRACING_COLUMNS, EchoNet, parse
 from synth.echo.simulator import SimulatedClip, random_params, simulate
 from synth.echo.video_io import resample_video, write_avi
 from synth.errors import DataError
-from synth.io_utils import staged_folder
+from synth.outputs import staged_folder
 
 
 @dataclass(frozen=True)

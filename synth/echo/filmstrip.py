@@ -11,6 +11,7 @@ from torch import Tensor
 
 from synth.echo.video_io import to_uint8
 from synth.io_utils import atomic_path
+from synth.outputs import WRITER
 
 
 def write_filmstrip(video: Tensor, fps: float, ecg: np.ndarray, ecg_fs_hz: float, out: str | os.PathLike, *,
@@ -64,6 +65,6 @@ def write_filmstrip(video: Tensor, fps: float, ecg: np.ndarray, ecg_fs_hz: float
     if title:
         fig.suptitle(title, fontsize=8, y=0.99)
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
+        fig.savefig(tmp, format="png", bbox_inches="tight", metadata={"Software": WRITER})
     plt.close(fig)
     return Path(out)

@@ -111,23 +111,34 @@ def generate_echo(record: Record, out: str | os.PathLike, *, model_dir: str | os
     visible cut may occur between clips). Returns a summary dict (paths, seconds, frames, fps)."""
     import time
 
-    from synth.echo.filmstrip import write_filmstrip
-    from synth.echo.video_io import write_mp4
-    from synth.errors import OutputExistsError
+    from synth.outputs import staged_files
 
     out = Path(out)
     if out.suffix.lower() != ".mp4":
         raise DataError("the output must be an .mp4 file", path=out)
+    if frames is not None and frames < 1:
+        raise DataError(f"--frames must be >= 1, got {frames}")
     strip = out.with_suffix(".png")
-    for path in (out, strip) if filmstrip else (out,):
-        if path.exists() and not overwrite:
-            raise OutputExistsError("output already exists", path=path, hint="choose another name or pass --force")
     t0 = time.time()
+    # The MP4 and its filmstrip land together (synth.outputs): the PNG first, so an MP4 never lacks its strip.
+    with staged_files([strip, out] if filmstrip else [out], overwrite=overwrite) as staging:
+        summary = _generate_into(record, staging / out.name, staging / strip.name if filmstrip else None,
+                                 model_dir=model_dir, ef=ef, heart_rate=heart_rate, frames=frames, start_s=start_s,
+                                 seed=seed, steps=steps, guidance_scale=guidance_scale)
+    summary.update(video=str(out), filmstrip=str(strip) if filmstrip else None, total_seconds=time.time() - t0)
+    return summary
+
+
+def _generate_into(record: Record, out: Path, strip: Path | None, *, model_dir, ef, heart_rate, frames, start_s,
+                   seed, steps, guidance_scale) -> dict:
+    import time
+
+    from synth.echo.filmstrip import write_filmstrip
+    from synth.echo.video_io import write_mp4
+
     model = load_echo_model(model_dir)
     lay = layout(model)
     frames = frames or lay.frames
-    if frames < 1:
-        raise DataError(f"--frames must be >= 1, got {frames}")
     windows = -(-frames // lay.frames)
     ecg = ecg_condition(record, lay, start_s=start_s, windows=windows)
     if heart_rate is None:
@@ -143,14 +154,18 @@ def generate_echo(record: Record, out: str | os.PathLike, *, model_dir: str | os
     generator = torch.Generator().manual_seed(seed)
     t1 = time.time()
     video = sample_videos(model, cond, windows, steps=steps, guidance_scale=guidance_scale, generator=generator)
+    if not bool(torch.isfinite(video).all()):
+        from synth.tasks.common import NonFiniteOutputError
+
+        raise NonFiniteOutputError("the model produced NaN/inf frames; nothing was written",
+                                   path=model_dir or DEFAULT_MODEL_NAME, hint="the checkpoint may be damaged")
     video = upsample(video)  # (W, 1, F, 112, 112)
     video = rearrange(video, "n c f h w -> c (n f) h w")[:, :frames]  # (1, frames, 112, 112)
     sample_s = time.time() - t1
     write_mp4(video, out, lay.fps, overwrite=True)
     ecg_shown = rearrange(ecg, "n l t -> l (n t)")[:, : int(round(frames / lay.fps * lay.ecg_fs_hz))]
-    if filmstrip:
+    if strip is not None:
         write_filmstrip(video, lay.fps, ecg_shown.numpy(), lay.ecg_fs_hz, strip,
                         title=f"synth echo: {Path(record.source or 'ECG').name}, seed {seed}"
                               + (f", EF {ef:g}%" if ef is not None else ""))
-    return {"video": str(out), "filmstrip": str(strip) if filmstrip else None, "frames": frames, "fps": lay.fps,
-            "sample_seconds": sample_s, "total_seconds": time.time() - t0, "heart_rate_bpm": heart_rate, "ef": ef}
+    return {"frames": frames, "fps": lay.fps, "sample_seconds": sample_s, "heart_rate_bpm": heart_rate, "ef": ef}

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from synth.errors import DataError, MissingFileError
 from synth.io_utils import atomic_path
+from synth.outputs import WRITER
 
 
 @dataclass
@@ -144,6 +145,7 @@ def write_mp4(video: Tensor | np.ndarray, path: str | os.PathLike, fps: float, *
     rate = round(float(fps) * 1000)
     with atomic_path(path, overwrite=overwrite) as tmp:
         with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+            container.metadata["comment"] = WRITER  # what --force may replace (synth.outputs)
             stream = container.add_stream("libx264", rate=_fraction(rate, 1000))
             stream.width, stream.height, stream.pix_fmt = padded.shape[2], padded.shape[1], "yuv420p"
             # One encoder thread: x264's frame threads made the same frames encode differently between runs.

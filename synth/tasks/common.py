@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synth.errors import DataError, MissingFileError
+from synth.errors import DataError, MissingFileError, SynthError
 from synth.io_utils import atomic_path
 
 #: Checkpoints the tasks use, by name (folders under ``checkpoints/``).
@@ -164,9 +164,32 @@ def sample_fn(model, cond_of: Callable[[torch.Tensor], dict], num_samples: int, 
         x = x.repeat_interleave(num_samples, dim=0)  # (B * K, C_in, W): window-major, K draws each
         with torch.no_grad():
             y = model.sample(cond_of(x), x.shape[0], steps=steps, generator=generator)
-        return y.cpu().numpy()
+        return check_finite_output(y.cpu().numpy())
 
     return fn
+
+
+class NonFiniteOutputError(SynthError, RuntimeError):
+    """A model produced NaN or inf: nothing of it is written."""
+
+
+def model_leads(model) -> tuple[str, ...]:
+    """The leads a model's records have once written: 12 in canonical order (an 8-lead model's four dependent
+    limb leads are derived, :func:`synth.data.leads.twelve_from_eight`), or what its channels name."""
+    from synth.data.leads import LEADS_12, leads_for_channels
+
+    channels = model.cfg.signal.channels
+    return LEADS_12 if channels == 8 else leads_for_channels(channels)
+
+
+def check_finite_output(x: np.ndarray, *, checkpoint: str | None = None) -> np.ndarray:
+    """``x`` unchanged if every sample is finite, else :class:`NonFiniteOutputError` (before anything is written)."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise NonFiniteOutputError(f"the model produced {int(bad.sum())} NaN/inf samples; none of them was written",
+                                   path=checkpoint, hint="the checkpoint may be damaged, or --steps/--guidance-scale "
+                                                         "push it outside what it was trained for")
+    return x
 
 
 def check_finite(x: np.ndarray, what: str, *, path: str | None = None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +20,15 @@ import numpy as np
 import torch
 
 from synth.errors import DataError, MissingFileError
-from synth.tasks.common import record_suffix, write_table
+from synth.tasks.common import check_finite_output, model_leads, record_suffix, write_table
 
 #: Longest report accepted, in characters (PTB-XL reports are under 300; the text encoder reads 64-256 tokens).
 MAX_REPORT_CHARS = 2000
 #: Columns a prompts CSV may have (all optional).
 PROMPT_COLUMNS: tuple[str, ...] = ("report", "labels", "age", "sex", "hr", "n", "seed")
 _SEX = {"M": 0.0, "F": 1.0}
+#: C0/C1 control characters other than tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 @dataclass
@@ -42,17 +45,23 @@ class Prompt:
 
     def check(self, *, source: str | None = None) -> None:
         """Refuse values no model should get, naming ``source`` (the prompts file and row) when given."""
-        if self.n < 1:
-            raise DataError(f"--n must be at least 1, got {self.n}", path=source)
+        from synth.limits import AGE_RANGE, HEART_RATE_RANGE, RECORDS_RANGE, check_range
+
+        check_range("n (records)", self.n, *RECORDS_RANGE, path=source)
+        check_range("seed", self.seed, 0, 2**63 - 1 - 2 * RECORDS_RANGE[1], path=source)
         if self.report is not None and len(self.report) > MAX_REPORT_CHARS:
             raise DataError(f"report of {len(self.report)} characters is too long", path=source,
                             hint=f"keep it under {MAX_REPORT_CHARS} characters")
-        if self.age is not None and not 0 <= self.age <= 120:
-            raise DataError(f"age {self.age} is outside 0-120 years", path=source)
+        if self.report is not None and _CONTROL.search(self.report):
+            code = ord(_CONTROL.search(self.report).group())
+            raise DataError(f"report holds a control character (U+{code:04X})", path=source,
+                            hint="remove it; reports are plain text (tabs and line breaks are fine)")
+        if self.age is not None:
+            check_range("age (years)", self.age, *AGE_RANGE, path=source)
         if self.sex is not None and self.sex not in _SEX:
             raise DataError(f"sex {self.sex!r} is not M or F", path=source)
-        if self.hr is not None and not 20 <= self.hr <= 300:
-            raise DataError(f"heart rate {self.hr} bpm is outside 20-300", path=source)
+        if self.hr is not None:
+            check_range("heart rate (bpm)", self.hr, *HEART_RATE_RANGE, path=source)
 
     def attributes(self) -> dict:
         """The prompt as plain metadata (what was given only)."""
@@ -65,28 +74,52 @@ def parse_labels(text: str | None) -> list[str]:
     return [n.strip() for n in (text or "").replace(";", ",").split(",") if n.strip()]
 
 
-def build_condition(model, prompt: Prompt, *, source: str | None = None) -> dict:
-    """The ``cond`` dict (batch of one) for ``model`` from ``prompt``; unknown label names and attributes the model
-    was not trained on are refused."""
-    from synth.conditioning.labels import LabelsAdapter
-
+def check_prompt(prompt: Prompt, keys, classes: Sequence[str] | None, *, source: str | None = None) -> None:
+    """Refuse a prompt whose attributes a model (reading condition ``keys``, with label ``classes``) cannot take;
+    works from a checkpoint's config alone (:func:`condition_spec`), before any weights load."""
     prompt.check(source=source)
-    accepted = set(model.conditioning.keys)
+    accepted = set(keys)
     wanted = {"report": prompt.report, "labels": prompt.labels or None, "age": prompt.age, "sex": prompt.sex,
               "heart_rate": prompt.hr}
     unknown = sorted(k for k, v in wanted.items() if v is not None and k not in accepted)
     if unknown:
         raise DataError(f"this model takes no {', '.join(unknown)}", path=source,
                         hint=f"it is conditioned on: {', '.join(sorted(accepted)) or 'nothing (unconditional)'}")
+    if prompt.labels:
+        known = {c.upper() for c in classes or ()}
+        bad = [name for name in prompt.labels if name.upper() not in known]
+        if bad:
+            raise DataError(f"unknown label {bad[0]!r}", path=source,
+                            hint=f"this model knows {', '.join(classes or []) or 'no label names'}")
+
+
+def condition_spec(folder: str | os.PathLike) -> tuple[set[str], list[str] | None]:
+    """``(condition keys, label classes)`` of an export, from its ``config.json`` only."""
+    from synth import registry
+    from synth.checkpoint import read_config
+    from synth.config import model_config_from_dict
+
+    cfg = model_config_from_dict(read_config(folder)["model"], source=str(Path(folder) / "config.json"))
+    keys, classes = set(), None
+    for component in cfg.conditioning.adapters.values():
+        keys |= set(registry.get("adapter", component.name).keys)
+        if getattr(component.params, "classes", None) is not None:
+            classes = list(component.params.classes)
+    return keys, classes
+
+
+def build_condition(model, prompt: Prompt, *, source: str | None = None) -> dict:
+    """The ``cond`` dict (batch of one) for ``model`` from ``prompt``; unknown label names and attributes the model
+    was not trained on are refused."""
+    from synth.conditioning.labels import LabelsAdapter
+
+    adapter = next((a for a in model.conditioning.adapters.values() if isinstance(a, LabelsAdapter)), None)
+    check_prompt(prompt, model.conditioning.keys, getattr(adapter, "classes", None), source=source)
     cond: dict = {}
     if prompt.report is not None:
         cond["report"] = [prompt.report]
     if prompt.labels:
-        adapter = next(a for a in model.conditioning.adapters.values() if isinstance(a, LabelsAdapter))
-        try:
-            cond["labels"] = adapter.multi_hot([prompt.labels])
-        except ValueError as err:
-            raise DataError(str(err), path=source) from err
+        cond["labels"] = adapter.multi_hot([prompt.labels])
     for key, value in (("age", prompt.age), ("heart_rate", prompt.hr)):
         if value is not None:
             cond[key] = torch.tensor([float(value)])
@@ -186,83 +219,153 @@ def check_output_rate(model, fs_hz: float | None, upsampler=None) -> None:
                         hint=f"use --fs {to_fs:g}, or --upsampler polyphase to resample with a filter")
 
 
+def as_records(model, x: np.ndarray, *, checkpoint: str | None = None) -> np.ndarray:
+    """Samples ``(N, C, T)`` as record signals: finite (else :class:`NonFiniteOutputError`), and 12 leads for a
+    model of the 8 independent ones."""
+    from synth.data.leads import twelve_from_eight
+
+    check_finite_output(x, checkpoint=checkpoint)
+    return twelve_from_eight(x) if model.cfg.signal.channels == 8 else x
+
+
+def chunks_of(prompt: Prompt, batch_size: int) -> list[tuple[int, int]]:
+    """``(chunk index, records)`` of a prompt sampled ``batch_size`` at a time."""
+    return [(c, min(batch_size, prompt.n - start)) for c, start in enumerate(range(0, prompt.n, batch_size))]
+
+
+def sample_chunk(model, prompt: Prompt, cond: dict, chunk: int, n: int, *, steps: int | None = None,
+                 guidance_scale: float = 1.0, fs_hz: float | None = None, upsampler=None,
+                 upsample_steps: int | None = None, checkpoint: str | None = None) -> tuple[np.ndarray, list[dict]]:
+    """Chunk ``chunk`` of ``prompt`` (``n`` records): ``(n, 12, T)`` float32 mV at ``fs_hz`` and its metadata.
+
+    Seeded by ``prompt.seed + chunk``, so a chunk is the same whether or not the others are sampled (a resumed
+    run continues exactly). Non-finite samples raise :class:`NonFiniteOutputError`.
+    """
+    from synth.data.transforms import resample
+
+    model_fs = float(model.cfg.signal.fs_hz)
+    out_fs = model_fs if fs_hz is None else float(fs_hz)
+    how = "" if out_fs == model_fs else ("learned" if upsampler is not None else "polyphase")
+    generator = torch.Generator().manual_seed(prompt.seed + chunk)  # same seed, same records
+    with torch.no_grad():
+        x = model.sample(cond, n, steps=steps, guidance_scale=guidance_scale, generator=generator)
+    x = as_records(model, x.cpu().numpy(), checkpoint=checkpoint)
+    if how == "learned":
+        from synth.tasks.upsample import upsample
+
+        x = upsample(upsampler, x, model_fs, steps=upsample_steps, seed=prompt.seed + chunk)
+    elif how == "polyphase":
+        x = resample(x, model_fs, out_fs)
+    x = check_finite_output(x, checkpoint=checkpoint) if how else x
+    meta = [{**prompt.attributes(), "seed": prompt.seed, "chunk": chunk, "index_in_chunk": i, "steps": steps,
+             "guidance_scale": guidance_scale, "fs_hz": out_fs, "model_fs_hz": model_fs, "resampled": how}
+            for i in range(n)]
+    return x.astype(np.float32), meta
+
+
 def generate(model, prompt: Prompt, *, steps: int | None = None, guidance_scale: float = 1.0, batch_size: int = 64,
              fs_hz: float | None = None, cond: dict | None = None, progress=None, upsampler=None,
              upsample_steps: int | None = None) -> tuple[np.ndarray, list[dict]]:
-    """``prompt.n`` records for ``prompt``: ``(n, C, T)`` float32 mV and one metadata dict per record.
+    """``prompt.n`` records for ``prompt``: ``(n, 12, T)`` float32 mV and one metadata dict per record.
 
     ``fs_hz`` other than the model's rate: with ``upsampler`` (a 100 → 500 Hz model, :mod:`synth.tasks.upsample`)
     each chunk is upsampled by it (``upsample_steps``; seeded like the chunk), else polyphase-resampled
     (:func:`synth.data.transforms.resample`). ``progress`` is a tqdm bar updated per chunk.
     """
-    from synth.data.transforms import resample
-
     cond = build_condition(model, prompt) if cond is None else cond
-    model_fs = float(model.cfg.signal.fs_hz)
-    out_fs = model_fs if fs_hz is None else float(fs_hz)
-    check_output_rate(model, out_fs, upsampler)
-    how = "" if out_fs == model_fs else ("learned" if upsampler is not None else "polyphase")
+    check_output_rate(model, fs_hz, upsampler)
     chunks, meta = [], []
-    for chunk, start in enumerate(range(0, prompt.n, batch_size)):
-        n = min(batch_size, prompt.n - start)
-        generator = torch.Generator().manual_seed(prompt.seed + chunk)  # same seed, same records
-        with torch.no_grad():
-            x = model.sample(cond, n, steps=steps, guidance_scale=guidance_scale, generator=generator)
-        x = x.cpu().numpy()
-        if how == "learned":
-            from synth.tasks.upsample import upsample
-
-            x = upsample(upsampler, x, model_fs, steps=upsample_steps, seed=prompt.seed + chunk)
-        elif how == "polyphase":
-            x = resample(x, model_fs, out_fs)
+    for chunk, n in chunks_of(prompt, batch_size):
+        x, info = sample_chunk(model, prompt, cond, chunk, n, steps=steps, guidance_scale=guidance_scale,
+                               fs_hz=fs_hz, upsampler=upsampler, upsample_steps=upsample_steps)
         chunks.append(x)
-        meta += [{**prompt.attributes(), "seed": prompt.seed, "chunk": chunk, "index_in_chunk": i, "steps": steps,
-                  "guidance_scale": guidance_scale, "fs_hz": out_fs, "model_fs_hz": model_fs,
-                  "resampled": how} for i in range(n)]
+        meta += info
         if progress is not None:
             progress.update(n)
-    return np.concatenate(chunks).astype(np.float32), meta
+    return np.concatenate(chunks), meta
+
+
+#: Journal of a ``write_generated`` run in its (staging) folder: one JSON line per finished chunk.
+JOURNAL = ".synth-progress.jsonl"
+METADATA_COLUMNS = ("record", "prompt", "report", "labels", "age", "sex", "hr", "seed", "chunk", "index_in_chunk",
+                    "steps", "guidance_scale", "fs_hz", "model_fs_hz", "resampled", "upsampler", "checkpoint")
+
+
+def _finished_chunks(journal: Path) -> dict[tuple[int, int], list[dict]]:
+    """``{(prompt, chunk): metadata rows}`` of the chunks a previous (killed) run finished; a torn last line is
+    ignored (its chunk is made again)."""
+    import json
+
+    done = {}
+    if journal.is_file():
+        for line in journal.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+                done[(int(entry["prompt"]), int(entry["chunk"]))] = list(entry["rows"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return done
 
 
 def write_generated(model, prompts: Sequence[Prompt], out_dir: Path, *, checkpoint: str, steps: int | None = None,
                     guidance_scale: float = 1.0, batch_size: int = 64, fs_hz: float | None = None, fmt: str = "wfdb",
                     plot: int = 1, prefix: str = "ecg", progress: bool = True, upsampler=None,
                     upsampler_checkpoint: str = "", upsample_steps: int | None = None) -> list[dict]:
-    """Generate every prompt into ``out_dir`` (an empty staging folder): records ``{prefix}_{k:05d}`` in ``fmt``,
-    PNGs of the first ``plot`` records and ``metadata.csv`` (prompt, attributes, seed, checkpoint per record).
+    """Generate every prompt into ``out_dir`` (a staging folder): records ``{prefix}_{k:05d}`` in ``fmt``, PNGs
+    of the first ``plot`` records and ``metadata.csv`` (prompt, attributes, seed, checkpoint per record).
 
-    All prompts are turned into conditions first, so a bad row fails before any sampling. ``upsampler`` (with its
-    ``upsampler_checkpoint`` for the metadata): see :func:`generate`. Returns the rows.
+    All prompts are turned into conditions first, so a bad row fails before any sampling. Records are written
+    chunk by chunk and each finished chunk is logged in :data:`JOURNAL`, so a run that is killed and started again
+    on the same folder with the same settings continues where it stopped and writes the same records. A chunk
+    with NaN/inf samples stops the run (:class:`NonFiniteOutputError`) before any of it is written.
+    ``upsampler`` (with its ``upsampler_checkpoint`` for the metadata): see :func:`generate`. Returns the rows.
     """
+    import json
+
     from tqdm.auto import tqdm
 
-    from synth.data.leads import leads_for_channels
     from synth.data.plot import plot_ecg
     from synth.data.record import Record
     from synth.data.writers import write_record
 
     conds = [build_condition(model, p) for p in prompts]
-    leads = leads_for_channels(model.cfg.signal.channels)
+    check_output_rate(model, fs_hz, upsampler)
+    leads = model_leads(model)
+    journal = out_dir / JOURNAL
+    done = _finished_chunks(journal)
     total = sum(p.n for p in prompts)
     rows: list[dict] = []
-    with tqdm(total=total, desc="generating", unit="ECG", disable=not progress) as bar:
+    resumed = sum(len(r) for r in done.values())
+    if resumed and progress:
+        print(f"resuming: {resumed} of {total} records were written by an interrupted run", flush=True)
+    with tqdm(total=total, desc="generating", unit="ECG", disable=not progress) as bar, \
+            open(journal, "a", encoding="utf-8") as log:
         for index, (prompt, cond) in enumerate(zip(prompts, conds)):
-            x, meta = generate(model, prompt, steps=steps, guidance_scale=guidance_scale, batch_size=batch_size,
-                               fs_hz=fs_hz, cond=cond, progress=bar, upsampler=upsampler,
-                               upsample_steps=upsample_steps)
-            for signal, info in zip(x, meta):
-                name = f"{prefix}_{len(rows):05d}"
-                info = {**info, "prompt": index, "checkpoint": str(checkpoint),
-                        "upsampler": str(upsampler_checkpoint) if info["resampled"] == "learned" else ""}
-                rec = Record(signal, info["fs_hz"], leads, metadata=info)
-                write_record(rec, out_dir / f"{name}{record_suffix(fmt)}", fmt)
-                if len(rows) < plot:
-                    title = f"{name}: {textual(prompt)}"
-                    plot_ecg(rec, out_dir / f"{name}.png", title=title)
-                rows.append({"record": name, **info})
-    columns = ("record", "prompt", "report", "labels", "age", "sex", "hr", "seed", "chunk", "index_in_chunk", "steps",
-               "guidance_scale", "fs_hz", "model_fs_hz", "resampled", "upsampler", "checkpoint")
-    write_table([{c: r.get(c, "") for c in columns} for r in rows], out_dir / "metadata.csv")
+            for chunk, n in chunks_of(prompt, batch_size):
+                if (index, chunk) in done:
+                    rows += done[(index, chunk)]
+                    bar.update(n)
+                    continue
+                x, meta = sample_chunk(model, prompt, cond, chunk, n, steps=steps, guidance_scale=guidance_scale,
+                                       fs_hz=fs_hz, upsampler=upsampler, upsample_steps=upsample_steps,
+                                       checkpoint=checkpoint)
+                new = []
+                for signal, info in zip(x, meta):
+                    name = f"{prefix}_{len(rows) + len(new):05d}"
+                    info = {**info, "prompt": index, "checkpoint": str(checkpoint),
+                            "upsampler": str(upsampler_checkpoint) if info["resampled"] == "learned" else ""}
+                    rec = Record(signal, info["fs_hz"], leads, metadata=info)
+                    write_record(rec, out_dir / f"{name}{record_suffix(fmt)}", fmt, overwrite=True)
+                    if len(rows) + len(new) < plot:
+                        plot_ecg(rec, out_dir / f"{name}.png", title=f"{name}: {textual(prompt)}")
+                    new.append({"record": name, **info})
+                log.write(json.dumps({"prompt": index, "chunk": chunk, "rows": new}, default=str) + "\n")
+                log.flush()
+                os.fsync(log.fileno())
+                rows += new
+                bar.update(n)
+    write_table([{c: r.get(c, "") for c in METADATA_COLUMNS} for r in rows], out_dir / "metadata.csv")
+    journal.unlink()
     return rows
 
 

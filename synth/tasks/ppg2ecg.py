@@ -57,7 +57,7 @@ def read_ppg(path: str | os.PathLike, *, column: str | None = None, fs_hz: float
 def _read_csv_column(path: Path, column: str, fs_hz: float | None, nan_policy: str) -> Record:
     import pandas as pd
 
-    from synth.data.readers import _TIME_COLUMNS
+    from synth.data.readers import _TIME_COLUMNS, rate_from_time_column
     from synth.data.transforms import handle_nan
 
     if not path.is_file():
@@ -74,12 +74,11 @@ def _read_csv_column(path: Path, column: str, fs_hz: float | None, nan_policy: s
         if not time or len(frame) < 2:
             raise DataError("CSV has no time column and no sampling rate was given", path=path,
                             hint="pass --in-fs HZ")
-        t = frame[time[0]].to_numpy(dtype=np.float64)
-        fs_hz = round((len(t) - 1) / (t[-1] - t[0]), 6)
+        fs_hz = rate_from_time_column(frame[time[0]], path=path)
     try:
         x = frame[by_name[column.strip().lower()]].to_numpy(dtype=np.float32)[None]  # (1, T)
-    except ValueError as err:
-        raise DataError(f"column {column!r} has non-numeric values", path=path) from err
+    except (ValueError, TypeError):
+        raise DataError(f"column {column!r} has non-numeric values", path=path) from None
     x = handle_nan(x, fs_hz, policy=nan_policy, leads=("PPG",), source=str(path))
     return Record(x, fs_hz, ("PPG",), ("au",), {}, str(path))
 

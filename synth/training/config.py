@@ -146,6 +146,10 @@ def load_train_config(path: str | os.PathLike, overrides: Mapping[str, Any] | Se
     node = read_yaml(path)
     try:
         node = apply_overrides(node, overrides)
+    except ConfigError as err:
+        err.path = err.path or str(path)
+        raise
+    try:
         data = OmegaConf.to_container(node, resolve=True)
     except (OmegaConfBaseException, yaml.YAMLError) as err:
         raise ConfigError(f"override: {str(err).strip().splitlines()[0]}", path=path) from None

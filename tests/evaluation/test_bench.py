@@ -12,6 +12,7 @@ import pytest
 from synth.cli import main
 from synth.data.leads import LEADS_12
 from synth.data.sample import sample_ptbxl_root
+from synth.outputs import MARKER
 
 pytest.importorskip("matplotlib")
 
@@ -54,7 +55,7 @@ def test_fidelity_writes_report_with_fd_floor_and_intervals(fidelity_run: Path):
     files = {p.name for p in fidelity_run.iterdir()}
     assert {"report.md", "report.json", "fd_with_floor.png", "hr_error.png"} <= files
     assert sum(name.startswith("overlay_") and name.endswith(".png") for name in files) == 3
-    assert not any(name.startswith(".") for name in files)
+    assert not any(name.startswith(".") and name != MARKER for name in files)  # the marker, no staging
     report = json.loads((fidelity_run / "report.json").read_text())
     assert report["n"] == 6 and report["split"] == "test"
     assert set(report["generators"]) == {"baseline:real-train", "baseline:ecgsyn", "baseline:nearest"}
@@ -117,12 +118,12 @@ def test_reconstruct_scores_the_nine_missing_leads(reconstruct_run: Path):
         (["fidelity", "--generator", "baseline:nope"], "unknown baseline"),
         (["fidelity", "--generator", "baseline:linear"], "other bench command"),
         (["fidelity", "--generator", "no/such/model"], "neither baseline"),
-        (["fidelity", "--generator", "baseline:real-train", "--n", "0"], "--n must be at least"),
+        (["fidelity", "--generator", "baseline:real-train", "--n", "0"], "argument --n: 0 is outside the range 1-"),
         (["fidelity", "--generator", "baseline:real-train", "--n", "17"], "larger than the test split"),
         (["reconstruct", "--generator", "baseline:linear", "--leads", "II,XX"], "unknown lead"),
         (["reconstruct", "--generator", "baseline:linear", "--leads", "12lead"], "nothing to reconstruct"),
         (["reconstruct", "--generator", "baseline:ecgsyn", "--leads", "II"], "unknown baseline"),
-        (["reconstruct", "--generator", "baseline:linear", "--leads", "II", "--n", "-1"], "--n must be at least"),
+        (["reconstruct", "--generator", "baseline:linear", "--leads", "II", "--n", "-1"], "argument --n: -1 is outside"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(args, message, tmp_path: Path, capsys):
@@ -140,9 +141,14 @@ def test_bad_input_exits_2_and_writes_nothing(args, message, tmp_path: Path, cap
 def test_existing_out_dir_is_refused_without_force(tmp_path: Path, capsys):
     out = tmp_path / "out"
     out.mkdir()
+    (out / "mine.txt").write_text("a user's folder")
     args = ["bench", "reconstruct", "--generator", "baseline:linear", "--leads", "3lead", "--data", SAMPLE, "--n", "3",
             "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--quiet"]
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err
-    assert main([*args, "--force"]) == 0
-    assert (out / "report.json").exists()
+    assert main([*args, "--force"]) == 2  # not synth's: --force refuses it and keeps the file
+    assert "synth did not write it" in capsys.readouterr().err and (out / "mine.txt").exists()
+    report = tmp_path / "report"
+    assert main([*args[:-4], str(report), *args[-3:]]) == 0
+    assert main([*args[:-4], str(report), *args[-3:], "--force"]) == 0  # its own report: replaced
+    assert (report / "report.json").exists() and not (report / "mine.txt").exists()

@@ -8,6 +8,7 @@ import shutil
 
 from synth.cli import main
 from synth.data.readers import read_record
+from synth.outputs import MARKER, staged_folder
 
 
 def run(argv, capsys):
@@ -48,9 +49,10 @@ def test_demo_fails_naming_a_missing_checkpoint_and_keeps_the_old_output(tiny_ch
     shutil.copytree(tiny_checkpoints / "ppg2ecg", partial / "ppg2ecg")
     monkeypatch.setenv("SYNTH_CHECKPOINTS", str(partial))
     old = tmp_path / "demo"
-    old.mkdir()
-    (old / "keep.txt").write_text("previous run")
+    with staged_folder(old) as stage:  # an earlier demo (a synth output: --overwrite may replace it)
+        (stage / "keep.txt").write_text("previous run")
     code, _, err = run(["demo", "--out", old, "--overwrite"], capsys)
     assert code == 2 and str(partial / "reconstruct") in err and "not found" in err
-    assert [p.name for p in old.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in old.iterdir()) == [MARKER, "keep.txt"]
+    assert (old / "keep.txt").read_text() == "previous run"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "demo"]

@@ -62,9 +62,9 @@ def test_stack_conditions_repeats_each_prompt_and_refuses_mixed_keys(model):
 
 @pytest.mark.parametrize(
     ("prompt", "needle"),
-    [(Prompt(report="x" * 10_000), "10000 characters is too long"), (Prompt(n=0), "at least 1"),
-     (Prompt(labels=["NORM", "AFIB"]), "unknown label 'AFIB'"), (Prompt(age=float("nan")), "age nan"),
-     (Prompt(hr=500), "outside 20-300"), (Prompt(report="x" * (MAX_REPORT_CHARS + 1)), "too long")],
+    [(Prompt(report="x" * 10_000), "10000 characters is too long"), (Prompt(n=0), "n \\(records\\) 0 is outside the range 1-"),
+     (Prompt(labels=["NORM", "AFIB"]), "unknown label 'AFIB'"), (Prompt(age=float("nan")), "age \\(years\\) nan is outside"),
+     (Prompt(hr=500), "heart rate \\(bpm\\) 500 is outside the range 20-300"), (Prompt(report="x" * (MAX_REPORT_CHARS + 1)), "too long")],
 )
 def test_bad_prompts_are_refused(model, prompt, needle):
     with pytest.raises(DataError, match=needle):
@@ -110,7 +110,7 @@ def test_cli_generate_batch_form_from_a_prompts_csv(use_tiny_checkpoints, tmp_pa
 
 @pytest.mark.parametrize(
     ("text", "needle"),
-    [("report,mood\nx,happy\n", "unknown column(s) ['mood']"), ("report,n\nx,0\n", "row 2: --n must be at least 1"),
+    [("report,mood\nx,happy\n", "unknown column(s) ['mood']"), ("report,n\nx,0\n", "row 2: n (records) 0 is outside the range 1-"),
      ("report,age\nx,old\n", "row 2: age 'old' is not a number"), ("report\n", "no rows"),
      ("report,hr\nx,nan\n", "hr is nan"), ("n\n2.5\n", "n '2.5' is not a whole number")],
 )
@@ -124,10 +124,10 @@ def test_bad_prompts_file_is_refused_with_its_row(tmp_path, text, needle):
 
 @pytest.mark.parametrize(
     ("extra", "needle"),
-    [(["--report", "x" * 10_000], "10000 characters is too long"), (["--n", 0], "--n must be at least 1"),
-     (["--labels", "NORM,AFIB"], "unknown label 'AFIB'"), (["--age", "nan"], "age nan"),
+    [(["--report", "x" * 10_000], "10000 characters is too long"), (["--n", 0], "argument --n: 0 is outside the range 1-"),
+     (["--labels", "NORM,AFIB"], "unknown label 'AFIB'"), (["--age", "nan"], "argument --age: 'nan' is not a finite number"),
      (["--prompts", "p.csv", "--report", "x"], "--prompts and --report both given"),
-     (["--prompts", "missing.csv"], "missing.csv"), (["--fs", 0], "--fs must be positive")],
+     (["--prompts", "missing.csv"], "missing.csv"), (["--fs", 0], "argument --fs: 0 is outside the range 10-10,000")],
 )
 def test_cli_generate_bad_input_exits_2_and_writes_nothing(use_tiny_checkpoints, tmp_path, capsys, monkeypatch,
                                                           extra, needle):

@@ -123,7 +123,7 @@ def test_cli_ppg2ecg_on_a_csv_column_at_another_rate(use_tiny_checkpoints, tmp_p
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [(["--duration", 1], "PPG of 1.00 s is shorter than one model window (give at least 1.024 s of PPG)"),
-     (["--samples", 0], "--samples must be at least 1"), (["--ppg-column", "nope"], "no column 'nope'")],
+     (["--samples", 0], "argument --samples: 0 is outside the range 1-64"), (["--ppg-column", "nope"], "no column 'nope'")],
 )
 def test_cli_ppg2ecg_bad_input_exits_2_and_writes_nothing(use_tiny_checkpoints, tmp_path, capsys, monkeypatch,
                                                           extra, needle):

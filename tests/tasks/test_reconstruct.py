@@ -120,7 +120,7 @@ def test_cli_reconstruct_csv_at_another_rate_without_truth(use_tiny_checkpoints,
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [(["--leads", "II,V1,V5"], "record has no lead(s) V1, V5; it has I, II"), (["--leads", "II,XYZ"], "XYZ"),
-     (["--leads", "II", "--samples", 0], "--samples must be at least 1"), (["--leads", "PPG"], "PPG cannot be given")],
+     (["--leads", "II", "--samples", 0], "argument --samples: 0 is outside the range 1-64"), (["--leads", "PPG"], "PPG cannot be given")],
 )
 def test_cli_reconstruct_bad_input_exits_2_and_writes_nothing(use_tiny_checkpoints, tmp_path, capsys, monkeypatch,
                                                               synthetic_record, extra, needle):
@@ -128,7 +128,7 @@ def test_cli_reconstruct_bad_input_exits_2_and_writes_nothing(use_tiny_checkpoin
     write_record(synthetic_record.select(["I", "II"]), tmp_path / "in.csv", "csv")
     code, _, err = run(["reconstruct", "in.csv", "--out", "o", *extra], capsys)
     assert code == 2 and needle in err
-    assert "in.csv" in err or needle in ("XYZ", "--samples must be at least 1")  # problems of the input name it
+    assert "in.csv" in err or needle in ("XYZ", "argument --samples: 0 is outside the range 1-64")  # problems of the input name it
     assert err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 

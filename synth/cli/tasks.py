@@ -1,0 +1,314 @@
+"""``synth generate|sample|reconstruct|ppg2ecg|echo``: the tasks users come for.
+
+Each command checks its arguments, inputs and output before any model loads, claims its output (lock, staging:
+:mod:`synth.outputs`), and only then does the slow work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from synth import limits
+from synth.cli.common import (
+    AGE,
+    BATCH,
+    DURATION_S,
+    EF,
+    FRAMES,
+    GUIDANCE,
+    HEART_RATE,
+    PLOT,
+    RATE,
+    RECORDS,
+    SAMPLES,
+    SEED,
+    START_S,
+    STEPS,
+    add_allow_large,
+    add_force,
+    add_read_options,
+    check_memory,
+    read_input,
+)
+from synth.errors import DataError
+
+#: Bytes per sample and channel on disk, by format (CSV: about 10 characters), and a PNG plot.
+_BYTES_PER_SAMPLE = {"wfdb": 2, "npz": 4, "csv": 10}
+_PLOT_BYTES = 300_000
+#: Rough working memory of one sampled value in a network pass (activations of a small U-Net), for the estimate.
+_ACTIVATION_FACTOR = 64
+
+
+@contextlib.contextmanager
+def _model_named(folder: Path):
+    """Name the checkpoint in a non-finite-output error (the sampler does not know where its model came from)."""
+    from synth.tasks.common import NonFiniteOutputError
+
+    try:
+        yield
+    except NonFiniteOutputError as err:
+        err.path = str(folder)
+        raise
+
+
+# -- generate / sample -----------------------------------------------------------------------------------------------
+def _prompt_from_args(args: argparse.Namespace):
+    from synth.tasks.generate import Prompt, parse_labels
+
+    prompt = Prompt(report=args.report, labels=parse_labels(args.labels), age=args.age, sex=args.sex, hr=args.hr,
+                    n=args.n, seed=args.seed)
+    prompt.check()
+    return prompt
+
+
+def _task_folder(checkpoint: str | None, name: str) -> Path:
+    from synth.tasks.common import checkpoint_path
+
+    return Path(checkpoint) if checkpoint is not None else checkpoint_path(name)
+
+
+def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | None, *, name: str, prefix: str,
+                     fs_hz: float | None = None) -> int:
+    """Check the prompts against the checkpoint's config and the size of the output, claim ``--out`` (resuming a
+    killed run with the same settings), load the model and write every record."""
+    from synth.checkpoint import checkpoint_digest, read_config
+    from synth.outputs import staged_folder
+    from synth.tasks.common import load_task_model
+    from synth.tasks.generate import check_prompt, condition_spec, write_generated
+
+    folder = _task_folder(checkpoint, name)
+    keys, classes = condition_spec(folder)
+    for i, prompt in enumerate(prompts):
+        where = f"{args.prompts} row {i + 2}" if getattr(args, "prompts", None) else None
+        check_prompt(prompt, keys, classes, source=where)
+    signal = read_config(folder)["model"].get("signal", {})
+    model_fs, length = float(signal.get("fs_hz", 100.0)), int(signal.get("length", 1000))
+    out_fs = model_fs if fs_hz is None else float(fs_hz)
+    total = sum(p.n for p in prompts)
+    samples = 12 * length * out_fs / model_fs
+    limits.check_size(total * samples * _BYTES_PER_SAMPLE[args.format] + min(args.plot, total) * _PLOT_BYTES,
+                      f"{total:,} records", allow_large=args.allow_large, path=args.out)
+    limits.check_size(args.batch_size * samples * 4 * _ACTIVATION_FACTOR, f"--batch-size {args.batch_size}",
+                      allow_large=args.allow_large, memory=True)
+    up_folder = None
+    if fs_hz is not None and out_fs != model_fs and args.upsampler != "polyphase":
+        from synth.tasks.upsample import UPSAMPLER_NAME
+
+        up_folder = _task_folder(args.upsampler, UPSAMPLER_NAME)
+    spec = {"prompts": [asdict(p) for p in prompts], "checkpoint": checkpoint_digest(folder),
+            "upsampler": checkpoint_digest(up_folder) if up_folder else args.upsampler if fs_hz else None,
+            "steps": args.steps, "guidance_scale": args.guidance_scale, "batch_size": args.batch_size,
+            "fs_hz": fs_hz, "upsample_steps": getattr(args, "upsample_steps", None), "format": args.format,
+            "plot": args.plot, "prefix": prefix}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+    with staged_folder(args.out, overwrite=args.force, resume_key=key,
+                       marker={"checkpoint": str(folder), "checkpoint_sha256": spec["checkpoint"]}) as staging:
+        model, _ = load_task_model(folder, name)
+        upsampler = None
+        if up_folder is not None:
+            upsampler, _ = load_task_model(up_folder, "upsample500", required_keys=("leads",))
+        with _model_named(folder):
+            rows = write_generated(model, prompts, staging, checkpoint=str(folder), steps=args.steps,
+                                   guidance_scale=args.guidance_scale, batch_size=args.batch_size, fs_hz=fs_hz,
+                                   upsampler=upsampler, upsampler_checkpoint=str(up_folder or ""),
+                                   upsample_steps=getattr(args, "upsample_steps", None), fmt=args.format,
+                                   plot=args.plot, prefix=prefix)
+    print(f"wrote {len(rows)} records to {args.out}/ (metadata.csv lists prompt, seed and checkpoint of each)")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    return _write_generated(args, [_prompt_from_args(args)], args.checkpoint, name="sample", prefix="sample")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from synth.tasks.generate import read_prompts
+
+    if args.prompts:
+        given = [o for o, v in (("--report", args.report), ("--labels", args.labels), ("--age", args.age),
+                                ("--sex", args.sex), ("--hr", args.hr)) if v is not None]
+        if given:
+            raise DataError(f"--prompts and {', '.join(given)} both given",
+                            hint="put the attributes in the prompts file's columns")
+        prompts = read_prompts(args.prompts, default_n=args.n, default_seed=args.seed)
+    else:
+        prompts = [_prompt_from_args(args)]
+    return _write_generated(args, prompts, args.checkpoint, name="report2ecg", prefix="ecg", fs_hz=args.fs)
+
+
+# -- reconstruct / ppg2ecg -------------------------------------------------------------------------------------------
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from synth.data.leads import parse_lead_set
+    from synth.outputs import staged_folder
+    from synth.tasks.common import load_task_model
+    from synth.tasks.reconstruct import check_leads, reconstruct, write_reconstruction
+
+    record = read_input(args, Path(args.input))
+    given = check_leads(record, parse_lead_set(args.leads))
+    check_memory(record, args.samples, allow_large=args.allow_large)
+    folder = _task_folder(args.checkpoint, "reconstruct")
+    with staged_folder(args.out, overwrite=args.force) as staging:
+        model, folder = load_task_model(folder, "reconstruct", required_keys=("leads", "lead_mask"))
+        with _model_named(folder):
+            result = reconstruct(model, record, given, num_samples=args.samples, steps=args.steps, seed=args.seed)
+        written = write_reconstruction(result, record, staging, fmt=args.format, checkpoint=str(folder))
+    print(f"reconstructed 12 leads from {', '.join(given)}: {len(written)} files in {args.out}/ (leads.csv per lead)")
+    return 0
+
+
+def cmd_ppg2ecg(args: argparse.Namespace) -> int:
+    from synth.data.leads import parse_lead_set
+    from synth.outputs import staged_folder
+    from synth.tasks.common import load_task_model
+    from synth.tasks.ppg2ecg import ppg_to_ecg, read_ppg, write_ppg2ecg
+
+    record = read_ppg(args.input, column=args.ppg_column, fs_hz=args.in_fs,
+                      leads=parse_lead_set(args.in_leads) if args.in_leads else None, nan_policy=args.nan)
+    if args.start or args.duration:
+        record = record.crop(args.start, args.duration)
+    check_memory(record, args.samples * (2 if args.twelve_lead else 1), allow_large=args.allow_large)
+    folder = _task_folder(args.checkpoint, "ppg2ecg")
+    twelve_folder = _task_folder(args.reconstruct_checkpoint, "reconstruct") if args.twelve_lead else None
+    with staged_folder(args.out, overwrite=args.force) as staging:
+        model, folder = load_task_model(folder, "ppg2ecg", required_keys=("ppg",))
+        twelve = None
+        if twelve_folder is not None:  # loaded before the work, so a bad checkpoint fails first
+            twelve = load_task_model(twelve_folder, "reconstruct", required_keys=("leads", "lead_mask"))
+        with _model_named(folder):
+            result = ppg_to_ecg(model, record, num_samples=args.samples, steps=args.steps, seed=args.seed)
+        written = write_ppg2ecg(result, record, staging, fmt=args.format, checkpoint=str(folder))
+        if twelve is not None:
+            from synth.tasks.ppg2ecg import twelve_lead_from
+            from synth.tasks.reconstruct import write_reconstruction
+
+            with _model_named(twelve[1]):
+                lead_ii, recon = twelve_lead_from(result, twelve[0], num_samples=args.samples, seed=args.seed)
+            written += write_reconstruction(recon, lead_ii, staging, fmt=args.format, name="ecg12",
+                                            checkpoint=str(twelve[1]))
+    what = "ECG lead II and all 12 leads" if twelve_folder is not None else "ECG lead II"
+    print(f"generated {what} from {record.duration_s:.1f} s of PPG: {len(written)} files in {args.out}/")
+    return 0
+
+
+# -- echo --------------------------------------------------------------------------------------------------------------
+def cmd_echo(args: argparse.Namespace) -> int:
+    from synth.echo.generate import DEFAULT_GUIDANCE, generate_echo
+
+    guidance = DEFAULT_GUIDANCE if args.guidance_scale is None else args.guidance_scale
+    record = read_input(args, Path(args.ecg))
+    result = generate_echo(record, args.out, model_dir=args.model, ef=args.ef, heart_rate=args.heart_rate,
+                           frames=args.frames, start_s=args.start, seed=args.seed, steps=args.steps,
+                           guidance_scale=guidance, overwrite=args.force)
+    print(f"wrote {result['video']} ({result['frames']} frames at {result['fps']:g} fps) and {result['filmstrip']} "
+          f"in {result['total_seconds']:.1f} s")
+    return 0
+
+
+# -- parsers -----------------------------------------------------------------------------------------------------------
+def _sampling_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=STEPS, help="sampler steps (default: the model's)")
+    p.add_argument("--guidance-scale", type=GUIDANCE, default=1.0, help="classifier-free guidance (1 = none)")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--batch-size", type=BATCH, default=64)
+
+
+def _prompt_options(p: argparse.ArgumentParser, labels_help: str) -> None:
+    p.add_argument("--labels", help=labels_help)
+    p.add_argument("--age", type=AGE, help="years")
+    p.add_argument("--sex", choices=("M", "F"))
+    p.add_argument("--hr", type=HEART_RATE, help="heart rate (bpm)")
+
+
+def _record_output_options(p: argparse.ArgumentParser, *, plot: bool = False) -> None:
+    p.add_argument("--format", choices=("wfdb", "npz", "csv"), default="wfdb")
+    if plot:
+        p.add_argument("--plot", type=PLOT, default=1, metavar="K", help="plot the first K records (default 1; 0 = none)")
+    add_force(p)
+    add_allow_large(p)
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("sample", help="generate records from an exported model folder")
+    p.add_argument("checkpoint", help="export folder (config.json + model.safetensors)")
+    p.add_argument("--out", required=True, help="output folder (must not exist unless --force)")
+    p.add_argument("--n", type=RECORDS, default=8, help="number of records (default 8)")
+    _sampling_options(p)
+    p.add_argument("--report", help="free-text report, for models conditioned on text")
+    _prompt_options(p, "comma-separated label names, e.g. NORM or MI,STTC")
+    _record_output_options(p, plot=True)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("generate", help="report / labels / age / sex / HR → 12-lead ECG records (report2ecg)")
+    p.add_argument("--report", help="free-text report, English or German (at most 2000 characters)")
+    _prompt_options(p, "comma-separated PTB-XL labels the model knows (superclasses NORM, MI, STTC, CD, HYP; "
+                       "models with more also subclasses and rhythms such as AFIB)")
+    p.add_argument("--prompts", metavar="FILE.csv",
+                   help="batch form: one prompt per row, columns report, labels, age, sex, hr, n, seed (all optional; "
+                        "n defaults to --n, seed to --seed + 100000 x row index)")
+    p.add_argument("--n", type=RECORDS, default=8, help="records per prompt (default 8)")
+    p.add_argument("--out", required=True, help="output folder (must not exist unless --force)")
+    p.add_argument("--checkpoint", help="export folder (default: the shipped checkpoints/report2ecg)")
+    _sampling_options(p)
+    p.add_argument("--fs", type=RATE, help="output rate in Hz, e.g. 500: the model generates at its own rate "
+                                           "(100 Hz) and the learned upsampler (or --upsampler polyphase) takes "
+                                           "the records to 500 Hz (metadata.csv says which); default: the "
+                                           "model's rate")
+    p.add_argument("--upsampler", help="with --fs: an upsampler export folder (default: the shipped "
+                                       "checkpoints/upsample500), or 'polyphase' for a resampling filter")
+    p.add_argument("--upsample-steps", type=STEPS, help="upsampler sampler steps (default: the upsampler's)")
+    _record_output_options(p, plot=True)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("reconstruct", help="any subset of leads of a record → all 12 leads")
+    p.add_argument("input", help="record: WFDB, CSV, NPZ, NPY (any rate and length)")
+    p.add_argument("--leads", required=True, help="the leads to reconstruct from, e.g. II,V1,V5 (or 3lead, 1lead:II)")
+    p.add_argument("--out", required=True, help="output folder (must not exist unless --force)")
+    p.add_argument("--samples", type=SAMPLES, default=1, metavar="K",
+                   help="draws per window; K > 1 writes the mean, its per-sample spread and an uncertainty plot")
+    p.add_argument("--checkpoint", help="export folder (default: the shipped checkpoints/reconstruct)")
+    p.add_argument("--steps", type=STEPS, help="sampler steps (default: the model's)")
+    p.add_argument("--seed", type=SEED, default=0)
+    _record_output_options(p)
+    add_read_options(p)
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("ppg2ecg", help="PPG (BIDMC CSV/WFDB, or any CSV/NPY with its rate) → ECG lead II")
+    p.add_argument("input", help="record with a PPG/PLETH channel, or a CSV/NPY (declare the rate with --in-fs)")
+    p.add_argument("--out", required=True, help="output folder (must not exist unless --force)")
+    p.add_argument("--ppg-column", help="name of the PPG column of a CSV whose headers are not lead names")
+    p.add_argument("--twelve-lead", action="store_true",
+                   help="also reconstruct all 12 leads from the generated lead II (the reconstruct checkpoint); "
+                        "amplitudes stay on the PPG model's relative scale")
+    p.add_argument("--reconstruct-checkpoint", help="with --twelve-lead: reconstruction export (default: shipped)")
+    p.add_argument("--start", type=START_S, default=0.0, help="start of the segment used (s, from the beginning)")
+    p.add_argument("--duration", type=DURATION_S, help="length of the segment used (s; default: to the end)")
+    p.add_argument("--samples", type=SAMPLES, default=1, metavar="K",
+                   help="draws per window; K > 1 also writes the spread")
+    p.add_argument("--checkpoint", help="export folder (default: the shipped checkpoints/ppg2ecg)")
+    p.add_argument("--steps", type=STEPS, help="sampler steps (default: the model's)")
+    p.add_argument("--seed", type=SEED, default=0)
+    _record_output_options(p)
+    add_read_options(p)
+    p.set_defaults(func=cmd_ppg2ecg)
+
+    p = sub.add_parser("echo", help="ECG record → echocardiogram video (H.264 MP4 + PNG filmstrip with the ECG)")
+    p.add_argument("--ecg", required=True, help="12-lead ECG record (WFDB .hea, NPZ, CSV, ...)")
+    p.add_argument("--out", required=True, help="output .mp4 (the filmstrip is written beside it as .png)")
+    p.add_argument("--model", help="ECG → echo export folder (default: checkpoints/echo_maskgit, or under "
+                   "$SYNTH_CHECKPOINTS)")
+    p.add_argument("--ef", type=EF, help="requested ejection fraction in percent (default: left to the model)")
+    p.add_argument("--heart-rate", type=HEART_RATE, help="heart rate in bpm (default: measured from the ECG)")
+    p.add_argument("--frames", type=FRAMES, help="frames to write (default: one clip, 32 frames at 16 fps)")
+    p.add_argument("--start", type=START_S, default=0.0, help="ECG time of the first frame, in seconds")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--steps", type=limits.arg(1, 18, int), help="MaskGIT decoding steps (default: the model's)")
+    p.add_argument("--guidance-scale", type=GUIDANCE,
+                   help="classifier-free guidance on the logits (default 2, chosen on the VAL clips)")
+    add_force(p, "MP4 and PNG (if synth wrote them)")
+    add_read_options(p)
+    p.set_defaults(func=cmd_echo)

@@ -1,0 +1,451 @@
+"""Outputs that never destroy a user's data, and never lose or half-write synth's own.
+
+Every output a command writes (a folder, or a unit of files such as an MP4 and its PNG filmstrip, or a WFDB
+``.hea`` + ``.dat``) goes through :func:`staged_folder` or :func:`staged_files`:
+
+1. **One writer per output.** A lock file ``.NAME.synth-lock`` beside the output is held (``flock``) for the whole
+   run; the operating system releases it when the process ends, even by SIGKILL. A second run for the same output
+   fails at once with :class:`OutputLockedError` naming the holder (pid, host, command, start time).
+2. **Replacing (``--force``) only what synth wrote.** A folder qualifies when it holds the marker
+   ``.synth-output.json`` (written last, listing every file and its size) and nothing else than those files,
+   unchanged in size; a file when it carries synth's mark (:func:`file_is_synth_output`: a PNG text chunk, an MP4
+   comment, a WFDB header comment, an NPZ ``writer`` entry, a CSV first comment line). Never the filesystem root,
+   the home folder, the working directory or a folder above it, or a repository root.
+3. **Nothing half-written, nothing piling up.** The work happens in ``.NAME.synth-staging`` beside the output and
+   appears by renames only when complete. A folder replaced with ``--force`` is first renamed to
+   ``.NAME.synth-old``; a file unit writes ``.synth-commit.json`` into its staging folder before its files move.
+   The next run for the same output, holding the lock, finds what a killed run left: it restores or removes
+   ``.synth-old``, finishes the moves of a committed file unit, and removes (or, with a matching ``resume_key``,
+   reuses) stale staging, so a rerun succeeds and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from synth import __version__
+from synth.errors import OutputExistsError, SynthError
+
+#: Marker written last into every output folder synth completes.
+MARKER = ".synth-output.json"
+#: Marker of a staging folder (who made it, and the resume key).
+STAGING_MARKER = ".synth-staging.json"
+#: Written into a file unit's staging folder when its files are complete: from then on they are moved, not lost.
+COMMIT = ".synth-commit.json"
+#: The mark synth embeds in the files it writes (see :func:`file_is_synth_output`).
+WRITER = f"synth {__version__}"
+
+
+class OutputLockedError(SynthError, RuntimeError):
+    """Another synth run is writing the same output."""
+
+
+class OutputRefusedError(SynthError, PermissionError):
+    """An output that synth will not replace: not written by synth, changed since, or a protected folder."""
+
+
+# -- names beside an output ----------------------------------------------------------------------------------
+def _sibling(target: Path, kind: str) -> Path:
+    return target.parent / f".{target.name}.synth-{kind}"
+
+
+def command_line() -> str:
+    """What is running, for lock files and markers: ``synth generate --n 8 ...`` (shortened)."""
+    text = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# -- locking ---------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def output_lock(target: str | os.PathLike) -> Iterator[Path]:
+    """Hold the lock of output ``target`` (see the module doc); raises :class:`OutputLockedError` at once when
+    another process holds it. The lock file is removed on release."""
+    target = Path(target)
+    path = _sibling(target, "lock")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = _acquire(path, target)
+    except OSError as err:  # report the output the user named, not synth's lock file beside it
+        if isinstance(err, SynthError):
+            raise
+        raise type(err)(err.errno, err.strerror, str(target)) from None
+    try:
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": command_line(),
+                "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # while still holding it: a run waiting on the old inode re-opens (see _acquire)
+        os.close(fd)
+
+
+def _acquire(path: Path, target: Path) -> int:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no advisory locks; staging and markers still protect the data
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    for _ in range(100):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise OutputLockedError(f"being written by another synth run ({holder})", path=target,
+                                    hint="wait for it to finish or choose another output; the lock is freed when "
+                                         "that process ends") from None
+        try:  # the holder before us may have unlinked the file we opened: lock the one at `path` instead
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+    raise OutputLockedError("could not take the output lock", path=target, hint="try again")
+
+
+def _holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        return f"pid {info['pid']} on {info['host']}, {info['command']!r}, since {info['since']}"
+    except (OSError, ValueError, KeyError):
+        return "a process that has just started"
+
+
+# -- what synth wrote ------------------------------------------------------------------------------------------
+def protected_reason(path: str | os.PathLike) -> str | None:
+    """Why ``path`` must never be replaced or deleted by synth (None if nothing forbids it)."""
+    p = Path(path).expanduser().resolve()
+    if p == Path(p.anchor):
+        return "it is the filesystem root"
+    with contextlib.suppress(RuntimeError, KeyError):
+        if p == Path.home().resolve():
+            return "it is your home folder"
+    cwd = Path.cwd().resolve()
+    if p == cwd or p in cwd.parents:
+        return "it is the working directory or a folder above it"
+    if (p / ".git").exists():
+        return "it is a repository root"
+    return None
+
+
+def _files_in(folder: Path) -> tuple[dict[str, int], list[str]]:
+    """``{relative path: size}`` of the regular files under ``folder`` (marker excluded) and its links/specials."""
+    files, odd = {}, []
+    for root, dirs, names in os.walk(folder):
+        for name in dirs + names:
+            p = Path(root) / name
+            rel = p.relative_to(folder).as_posix()
+            if p.is_symlink() or not (p.is_dir() or p.is_file()):
+                odd.append(rel)
+            elif p.is_file() and rel != MARKER:
+                files[rel] = p.stat().st_size
+        dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
+    return files, odd
+
+
+def folder_refusal(folder: str | os.PathLike) -> str | None:
+    """Why synth may not replace ``folder`` (None when it may: a complete synth output, unchanged)."""
+    folder = Path(folder)
+    reason = protected_reason(folder)
+    if reason:
+        return reason
+    if not folder.is_dir() or folder.is_symlink():
+        return "it is not a folder synth wrote"
+    marker = folder / MARKER
+    if not marker.is_file():
+        return f"synth did not write it (no {MARKER} inside)"
+    try:
+        listed = json.loads(marker.read_text(encoding="utf-8"))["files"]
+        listed = {str(k): int(v) for k, v in listed.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"its {MARKER} is unreadable"
+    files, odd = _files_in(folder)
+    if odd:
+        return f"it holds links or special files ({', '.join(sorted(odd)[:3])})"
+    extra = sorted(set(files) - set(listed))
+    if extra:
+        more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
+        return f"it holds files synth did not write ({', '.join(extra[:3])}{more})"
+    changed = sorted(k for k in files if files[k] != listed[k])
+    if changed:
+        return f"files changed since synth wrote them ({', '.join(changed[:3])})"
+    return None
+
+
+def write_marker(folder: Path, **extra) -> Path:
+    """Write :data:`MARKER` into a finished ``folder``: every file with its size, the writer and the command."""
+    files, _ = _files_in(folder)
+    files.pop(STAGING_MARKER, None)
+    meta = {"writer": WRITER, "command": command_line(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **extra, "files": dict(sorted(files.items()))}
+    tmp = folder / f"{MARKER}.tmp"
+    tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    os.replace(tmp, folder / MARKER)
+    return folder / MARKER
+
+
+def file_is_synth_output(path: str | os.PathLike) -> bool:
+    """Whether ``path`` carries the mark synth embeds in what it writes (by format, from the name)."""
+    p = Path(path)
+    if p.is_symlink() or not p.is_file():
+        return False
+    name = p.name.lower()
+    try:
+        if name.endswith(".png"):
+            return _png_text(p).get("Software", "").startswith("synth")
+        if name.endswith(".mp4"):
+            import av
+
+            with av.open(str(p)) as container:
+                return str(container.metadata.get("comment", "")).startswith("synth")
+        if name.endswith(".npz"):
+            with zipfile.ZipFile(p) as z:
+                if "writer.npy" not in z.namelist():
+                    return False
+            import numpy as np
+
+            with np.load(p, allow_pickle=False) as data:
+                return str(data["writer"]).startswith("synth")
+        if name.endswith(".csv"):
+            with open(p, "rb") as fh:
+                return fh.readline().startswith(b"# synth")
+        if name.endswith(".dat"):
+            return file_is_synth_output(p.with_suffix(".hea"))
+        if name.endswith(".hea"):
+            with open(p, encoding="utf-8", errors="replace") as fh:
+                return any(line.strip().startswith("# synth") for line in fh)
+    except Exception:  # noqa: BLE001 - an unreadable or damaged file is not one synth can vouch for
+        return False
+    return False
+
+
+def _png_text(path: Path) -> dict[str, str]:
+    """The ``tEXt`` chunks before the image data of a PNG file."""
+    import struct
+
+    out = {}
+    with open(path, "rb") as fh:
+        if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+            return out
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                return out
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IDAT" or length > 1 << 20:
+                return out
+            data = fh.read(length)
+            fh.read(4)  # CRC
+            if kind == b"tEXt" and b"\x00" in data:
+                key, _, value = data.partition(b"\x00")
+                out[key.decode("latin-1")] = value.decode("latin-1")
+
+
+def _refuse_existing(path: Path, overwrite: bool, *, is_folder: bool,
+                     owned: Callable[[Path], str | None] | None = None) -> None:
+    if not (path.exists() or path.is_symlink()):
+        return
+    what = "output folder" if is_folder else "output"
+    if not overwrite:
+        raise OutputExistsError(f"{what} already exists", path=path, hint="choose another name or pass --force")
+    if is_folder:
+        reason = (owned or folder_refusal)(path)
+    else:
+        reason = protected_reason(path) or (
+            None if file_is_synth_output(path) else "synth did not write it (it carries no synth mark)")
+    if reason:
+        raise OutputRefusedError(f"--force will not replace it: {reason}", path=path,
+                                 hint="choose another output, or move it away yourself if you mean to lose it")
+
+
+def _remove_ours(folder: Path, *markers: str) -> None:
+    """Delete a staging/old folder of synth's own (it holds one of ``markers``); anything else is left, reported."""
+    if not folder.exists():
+        return
+    if folder.is_symlink() or not any((folder / m).is_file() for m in markers):
+        raise OutputRefusedError(f"{folder.name} is in the way and synth did not make it", path=folder,
+                                 hint="move it away; synth uses this name for its staging")
+    shutil.rmtree(folder)
+
+
+# -- staged outputs ----------------------------------------------------------------------------------------------
+def check_output_folder(path: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """Refuse, before any work, an output folder that :func:`staged_folder` would refuse (protected, existing
+    without ``overwrite``, or not a synth output)."""
+    final = Path(path)
+    reason = protected_reason(final)
+    if reason:
+        raise OutputRefusedError(f"synth will not write into it: {reason}", path=final,
+                                 hint="give a new folder name for the output")
+    _refuse_existing(final, overwrite, is_folder=True)
+
+
+#: Output folders this process has claimed, with their staging folders: a nested claim of the same output (a
+#: command that claims its output before calling a library function that claims it again) reuses the staging.
+_ACTIVE: dict[Path, Path] = {}
+
+
+def _new_staging(staging: Path, resume_key: str | None) -> None:
+    staging.mkdir(mode=0o700)
+    info = {"writer": WRITER, "pid": os.getpid(), "command": command_line(), "resume_key": resume_key}
+    (staging / STAGING_MARKER).write_text(json.dumps(info), encoding="utf-8")
+
+
+def _staging_key(staging: Path) -> str | None:
+    try:
+        return json.loads((staging / STAGING_MARKER).read_text(encoding="utf-8")).get("resume_key")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _recover_folder(final: Path, staging: Path, old: Path, resume_key: str | None) -> bool:
+    """Undo or finish what a killed run left beside ``final``; True when ``staging`` is kept to be resumed."""
+    if old.exists():
+        if final.exists():
+            _remove_ours(old, MARKER)  # the replacement had finished; only the old copy was left
+        else:
+            _move(old, final)  # killed between the two renames: the previous output comes back
+    if staging.exists():
+        if resume_key is not None and _staging_key(staging) == resume_key and not staging.is_symlink():
+            return True
+        _remove_ours(staging, STAGING_MARKER, MARKER)
+    return False
+
+
+@contextlib.contextmanager
+def staged_folder(path: str | os.PathLike, *, overwrite: bool = False, resume_key: str | None = None,
+                  owned: Callable[[Path], str | None] | None = None, marker: dict | None = None) -> Iterator[Path]:
+    """Yield a staging folder for the output folder ``path``; on success it replaces ``path`` (see module doc).
+
+    Args:
+        overwrite: replace an existing ``path`` (``--force``), which must be a synth output (or pass ``owned``).
+        resume_key: when the staging folder of a killed run carries the same key, it is yielded again with what
+            that run wrote (the caller skips the finished parts); otherwise stale staging is removed.
+        owned: ``owned(folder) -> reason or None``: a different test of what may be replaced (tools that replace
+            checkpoint folders, which carry no marker).
+        marker: extra fields for the :data:`MARKER` file.
+
+    An exception inside the block leaves ``path`` as it was and removes the staging folder (kept when
+    ``resume_key`` is set, so the rerun continues).
+    """
+    final = Path(path)
+    key = final.resolve()
+    if key in _ACTIVE:  # claimed further up this call stack: write into the same staging, the outer run commits
+        yield _ACTIVE[key]
+        return
+    reason = protected_reason(final)
+    if reason:
+        raise OutputRefusedError(f"synth will not write into it: {reason}", path=final,
+                                 hint="give a new folder name for the output")
+    staging, old = _sibling(final, "staging"), _sibling(final, "old")
+    with output_lock(final), _claimed(key, staging):
+        resumed = _recover_folder(final, staging, old, resume_key)  # first: it may bring an output back
+        _refuse_existing(final, overwrite, is_folder=True, owned=owned)
+        if not resumed:
+            _new_staging(staging, resume_key)
+        try:
+            yield staging
+        except BaseException as err:
+            # Work a resumable run made survives an interruption (kill, Ctrl-C, full disk) for the rerun; a user
+            # error would only recur, and an empty staging folder is no work: neither is left behind.
+            work = any(p.name != STAGING_MARKER for p in staging.iterdir())
+            if resume_key is None or isinstance(err, SynthError) or not work:
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
+        write_marker(staging, **(marker or {}))  # before the staging marker goes: one of them is always there
+        (staging / STAGING_MARKER).unlink(missing_ok=True)
+        os.chmod(staging, 0o777 & ~_umask())
+        _refuse_existing(final, overwrite, is_folder=True, owned=owned)  # changed by hand while we worked?
+        if final.exists():
+            _move(final, old)
+            _move(staging, final)
+            shutil.rmtree(old)
+        else:
+            _move(staging, final)
+
+
+@contextlib.contextmanager
+def staged_files(paths: Sequence[str | os.PathLike], *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a staging folder; write each of ``paths`` into it under its own name (``staging / path.name``). On
+    success they move into place as one unit, in the order given: the last is the main file (a WFDB ``.hea`` after
+    its ``.dat``, an MP4 after its filmstrip), which names the lock and staging folder.
+
+    All ``paths`` share one folder. Existing ones are refused unless ``overwrite``, and then only when synth wrote
+    them. A unit whose moves were cut short is completed by the next run for the same output.
+    """
+    finals = [Path(p) for p in paths]
+    if not finals or len({p.parent.resolve() for p in finals}) != 1:
+        raise ValueError("staged_files needs one or more paths in one folder")
+    for p in finals:
+        if p.is_dir():
+            raise OutputRefusedError("is a folder, not a file", path=p, hint="give a file name for the output")
+    anchor = finals[-1]
+    staging = _sibling(anchor, "staging")
+    with output_lock(anchor):
+        _recover_files(anchor.parent, staging)  # first: it may finish a unit a killed run had committed
+        for p in finals:
+            _refuse_existing(p, overwrite, is_folder=False)
+        _new_staging(staging, None)
+        try:
+            yield staging
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        missing = [p.name for p in finals if not (staging / p.name).is_file()]
+        if missing:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise RuntimeError(f"staged_files: {missing} were not written")
+        mode = 0o666 & ~_umask()
+        for p in finals:
+            os.chmod(staging / p.name, mode)
+        tmp = staging / f"{COMMIT}.tmp"
+        tmp.write_text(json.dumps([p.name for p in finals]), encoding="utf-8")
+        os.replace(tmp, staging / COMMIT)  # the point of no return: from here on a rerun finishes the moves
+        _recover_files(anchor.parent, staging)
+
+
+@contextlib.contextmanager
+def _claimed(key: Path, staging: Path) -> Iterator[None]:
+    _ACTIVE[key] = staging
+    try:
+        yield
+    finally:
+        _ACTIVE.pop(key, None)
+
+
+def _recover_files(folder: Path, staging: Path) -> None:
+    """Finish the moves of a committed unit, or discard an uncommitted one."""
+    if not staging.exists():
+        return
+    commit = staging / COMMIT
+    if commit.is_file() and not staging.is_symlink():
+        for name in json.loads(commit.read_text(encoding="utf-8")):
+            src = staging / name
+            if src.exists():
+                _move(src, folder / name)
+        shutil.rmtree(staging)
+        return
+    _remove_ours(staging, STAGING_MARKER, COMMIT)
+
+
+def _move(src: Path, dst: Path) -> None:
+    """One rename of a commit (atomic on one filesystem; the staging folder sits beside the output for that)."""
+    os.replace(src, dst)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -56,6 +56,12 @@ class Adapter(nn.Module, abc.ABC):
         """Whether ``cond`` carries this modality at all; an absent modality is encoded as dropped."""
         return any(cond.get(key) is not None for key in self.keys)
 
+    def absent(self, cond: Mapping[str, Any], batch_size: int) -> Tensor:
+        """(B,) bool: the samples that do not give this modality, encoded as dropped (its null token), so one
+        batch can mix samples with and without it. Default: all of them when it is not in ``cond``, else none;
+        adapters whose inputs can mark a missing value per sample (an empty report, NaN) say so."""
+        return torch.full((batch_size,), not self.present(cond), dtype=torch.bool)
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device

@@ -55,6 +55,13 @@ class DemographicsAdapter(Adapter):
         x = torch.nan_to_num(value / scale)  # (B,)
         return mlp(torch.cat([x[:, None], _fourier(x, self.cfg.num_frequencies)], dim=-1))  # (B, D)
 
+    def absent(self, cond: Mapping[str, Any], batch_size: int) -> Tensor:
+        """Samples with none of age, sex and heart rate (every given field NaN)."""
+        if not self.present(cond):
+            return super().absent(cond, batch_size)
+        fields = [as_float(cond[k], torch.device("cpu"), batch_size, k) for k in self.keys if cond.get(k) is not None]
+        return torch.stack([torch.isnan(f) for f in fields]).all(dim=0)
+
     def forward(self, cond: Mapping[str, Any]) -> AdapterOutput:
         batch = next(
             len(cond[k]) if not isinstance(cond[k], Tensor) else cond[k].shape[0]

@@ -54,8 +54,15 @@ class LabelsAdapter(Adapter):
                 out[b, index[name.upper()]] = 1.0
         return out
 
+    def absent(self, cond: Mapping[str, Any], batch_size: int) -> torch.Tensor:
+        """Samples whose label row is all NaN (labels not given, as against given and all negative)."""
+        if not self.present(cond):
+            return super().absent(cond, batch_size)
+        labels = torch.as_tensor(cond["labels"]).float()
+        return torch.isnan(labels).all(dim=1) if labels.ndim == 2 else super().absent(cond, batch_size)
+
     def forward(self, cond: Mapping[str, Any]) -> AdapterOutput:
-        labels = torch.as_tensor(cond["labels"], device=self.device).float()  # (B, K)
+        labels = torch.nan_to_num(torch.as_tensor(cond["labels"], device=self.device).float())  # (B, K)
         if labels.ndim != 2 or labels.shape[1] != self.num_tokens - 1:
             raise ValueError(f"cond['labels'] must be (B, {self.num_tokens - 1}), got {tuple(labels.shape)}")
         present = labels > 0.5  # (B, K)

@@ -133,7 +133,7 @@ class ConditioningStack(nn.Module):
         cond = expand_cond(cond, batch_size)
         tokens, masks, channels = [], [], []
         for m, adapter in enumerate(self.adapters.values()):
-            keep = ~drop[:, m].to(device)  # (B,)
+            keep = ~(drop[:, m].to(device) | adapter.absent(cond, batch_size).to(device))  # (B,)
             null = self.null_tokens[m].expand(batch_size, adapter.num_tokens, self.dim)  # (B, L_m, D)
             null_mask = torch.zeros(batch_size, adapter.num_tokens, dtype=torch.bool, device=device)
             null_mask[:, 0] = True

@@ -123,6 +123,12 @@ class TextAdapter(Adapter):
                     self._cache.popitem(last=False)
         return [self._cache[k] for k in keys]
 
+    def absent(self, cond: Mapping[str, Any], batch_size: int) -> Tensor:
+        """Samples whose report is None or blank."""
+        if not self.present(cond):
+            return super().absent(cond, batch_size)
+        return torch.tensor([not (r or "").strip() for r in cond["report"]], dtype=torch.bool)
+
     def forward(self, cond: Mapping[str, Any]) -> AdapterOutput:
         reports = [r or "" for r in cond["report"]]
         batch, length = len(reports), self.num_tokens

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -195,10 +195,15 @@ class GenerativeModel(nn.Module, abc.ABC):
             self.train(was_training)
 
     def initial_noise(
-        self, num_samples: int, shape: tuple[int, ...], generator: torch.Generator | None
+        self, num_samples: int, shape: tuple[int, ...], generator: torch.Generator | Sequence[torch.Generator] | None
     ) -> Tensor:
         """N(0, I) of (num_samples, *shape), drawn on the generator's device so a seed gives the same
-        noise."""
+        noise. A list of ``num_samples`` generators draws each sample from its own (as diffusers does), so a
+        sample's noise does not depend on the batch it is drawn in."""
+        if isinstance(generator, Sequence):
+            if len(generator) != num_samples:
+                raise ValueError(f"{len(generator)} generators for {num_samples} samples")
+            return torch.stack([torch.randn(shape, generator=g, device=g.device) for g in generator]).to(self.device)
         device = generator.device if generator is not None else self.device
         return torch.randn((num_samples, *shape), generator=generator, device=device).to(self.device)
 

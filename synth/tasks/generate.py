@@ -1,7 +1,8 @@
 """Report → 12-lead ECG: prompts (free text, superclass labels, age, sex, heart rate) to records on disk.
 
 A :class:`Prompt` is checked against the model before anything is sampled (:func:`build_condition`); sampling is
-deterministic under the prompt's seed (chunk ``c`` of a prompt uses ``torch.Generator().manual_seed(seed + c)``);
+deterministic under the prompt's seed (record ``j`` of a prompt draws its noise from :func:`record_seed`, so it is
+the same in any batch; batches mix prompts with any attributes);
 records at 500 Hz come from the 100 Hz model through the learned upsampler (:mod:`synth.tasks.upsample`, a
 cascade) or, when asked, a polyphase filter; the metadata says which. ``synth generate`` and ``synth sample`` both
 write through :func:`write_generated`.
@@ -131,18 +132,19 @@ def build_condition(model, prompt: Prompt, *, source: str | None = None) -> dict
 def stack_conditions(conds: Sequence[dict], counts: Sequence[int]) -> dict:
     """One ``cond`` for a mixed batch: prompt ``i``'s batch-of-one ``conds[i]`` repeated ``counts[i]`` times.
 
-    Every prompt must give the same keys (an absent modality is a null token, not a value that can be stacked).
+    Prompts may give different attributes: where one lacks what another gives, its rows carry the missing marker
+    (no report, a NaN label row, NaN age/sex/heart rate), which the conditioning stack encodes as that modality
+    dropped for those samples (its null token), exactly as a prompt without it would be sampled on its own.
     """
-    keys = set(conds[0])
-    if any(set(c) != keys for c in conds):
-        raise DataError("prompts batched together must give the same attributes",
-                        hint="generate prompts with different attributes separately")
+    keys = sorted(set().union(*conds))
     out: dict = {}
-    for key in sorted(keys):
-        if isinstance(conds[0][key], torch.Tensor):
-            out[key] = torch.cat([c[key].expand(n, *c[key].shape[1:]) for c, n in zip(conds, counts)])
+    for key in keys:
+        given = next(c[key] for c in conds if key in c)
+        if isinstance(given, torch.Tensor):
+            missing = torch.full((1, *given.shape[1:]), float("nan"))
+            out[key] = torch.cat([c.get(key, missing).expand(n, *given.shape[1:]) for c, n in zip(conds, counts)])
         else:
-            out[key] = [v for c, n in zip(conds, counts) for v in list(c[key]) * n]
+            out[key] = [v for c, n in zip(conds, counts) for v in list(c.get(key, [None])) * n]
     return out
 
 
@@ -228,38 +230,48 @@ def as_records(model, x: np.ndarray, *, checkpoint: str | None = None) -> np.nda
     return twelve_from_eight(x) if model.cfg.signal.channels == 8 else x
 
 
-def chunks_of(prompt: Prompt, batch_size: int) -> list[tuple[int, int]]:
-    """``(chunk index, records)`` of a prompt sampled ``batch_size`` at a time."""
-    return [(c, min(batch_size, prompt.n - start)) for c, start in enumerate(range(0, prompt.n, batch_size))]
+def record_seed(seed: int, index: int) -> int:
+    """The noise seed of record ``index`` of a prompt seeded ``seed``: a 64-bit hash of the pair (NumPy's
+    SeedSequence), so each record's noise is its own whatever batch it is sampled in."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, dtype=np.uint64)[0])
 
 
-def sample_chunk(model, prompt: Prompt, cond: dict, chunk: int, n: int, *, steps: int | None = None,
-                 guidance_scale: float = 1.0, fs_hz: float | None = None, upsampler=None,
+def batches_of(prompts: Sequence[Prompt], batch_size: int) -> list[list[tuple[int, int]]]:
+    """Every record to make, ``(prompt index, index within the prompt)`` in prompt order, cut into batches of
+    ``batch_size`` that may span prompts (one model call each, whatever attributes the prompts give)."""
+    plan = [(p, j) for p, prompt in enumerate(prompts) for j in range(prompt.n)]
+    return [plan[k:k + batch_size] for k in range(0, len(plan), batch_size)]
+
+
+def sample_batch(model, prompts: Sequence[Prompt], conds: Sequence[dict], items: Sequence[tuple[int, int]], *,
+                 steps: int | None = None, guidance_scale: float = 1.0, fs_hz: float | None = None, upsampler=None,
                  upsample_steps: int | None = None, checkpoint: str | None = None) -> tuple[np.ndarray, list[dict]]:
-    """Chunk ``chunk`` of ``prompt`` (``n`` records): ``(n, 12, T)`` float32 mV at ``fs_hz`` and its metadata.
-
-    Seeded by ``prompt.seed + chunk``, so a chunk is the same whether or not the others are sampled (a resumed
-    run continues exactly). Non-finite samples raise :class:`NonFiniteOutputError`.
+    """The records ``items`` (``(prompt, index)`` pairs, see :func:`batches_of`) in one model call: ``(n, 12, T)``
+    float32 mV at ``fs_hz`` and their metadata. Each record's noise comes from :func:`record_seed`, so a record is
+    the same whichever batch holds it (up to floating-point rounding of the batched network). Non-finite samples
+    raise :class:`NonFiniteOutputError`.
     """
     from synth.data.transforms import resample
 
     model_fs = float(model.cfg.signal.fs_hz)
     out_fs = model_fs if fs_hz is None else float(fs_hz)
     how = "" if out_fs == model_fs else ("learned" if upsampler is not None else "polyphase")
-    generator = torch.Generator().manual_seed(prompt.seed + chunk)  # same seed, same records
+    seeds = [record_seed(prompts[p].seed, j) for p, j in items]
+    cond = stack_conditions([conds[p] for p, _ in items], [1] * len(items))
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
     with torch.no_grad():
-        x = model.sample(cond, n, steps=steps, guidance_scale=guidance_scale, generator=generator)
+        x = model.sample(cond, len(items), steps=steps, guidance_scale=guidance_scale, generator=generators)
     x = as_records(model, x.cpu().numpy(), checkpoint=checkpoint)
     if how == "learned":
         from synth.tasks.upsample import upsample
 
-        x = upsample(upsampler, x, model_fs, steps=upsample_steps, seed=prompt.seed + chunk)
+        x = check_finite_output(upsample(upsampler, x, model_fs, steps=upsample_steps, seed=seeds),
+                                checkpoint=checkpoint)
     elif how == "polyphase":
         x = resample(x, model_fs, out_fs)
-    x = check_finite_output(x, checkpoint=checkpoint) if how else x
-    meta = [{**prompt.attributes(), "seed": prompt.seed, "chunk": chunk, "index_in_chunk": i, "steps": steps,
-             "guidance_scale": guidance_scale, "fs_hz": out_fs, "model_fs_hz": model_fs, "resampled": how}
-            for i in range(n)]
+    meta = [{**prompts[p].attributes(), "prompt": p, "seed": prompts[p].seed, "index": j, "noise_seed": s,
+             "steps": steps, "guidance_scale": guidance_scale, "fs_hz": out_fs, "model_fs_hz": model_fs,
+             "resampled": how} for (p, j), s in zip(items, seeds)]
     return x.astype(np.float32), meta
 
 
@@ -269,31 +281,31 @@ def generate(model, prompt: Prompt, *, steps: int | None = None, guidance_scale:
     """``prompt.n`` records for ``prompt``: ``(n, 12, T)`` float32 mV and one metadata dict per record.
 
     ``fs_hz`` other than the model's rate: with ``upsampler`` (a 100 → 500 Hz model, :mod:`synth.tasks.upsample`)
-    each chunk is upsampled by it (``upsample_steps``; seeded like the chunk), else polyphase-resampled
-    (:func:`synth.data.transforms.resample`). ``progress`` is a tqdm bar updated per chunk.
+    the records are upsampled by it (``upsample_steps``; each record seeded like its noise), else
+    polyphase-resampled (:func:`synth.data.transforms.resample`). ``progress`` is a tqdm bar updated per batch.
     """
-    cond = build_condition(model, prompt) if cond is None else cond
+    conds = [build_condition(model, prompt) if cond is None else cond]
     check_output_rate(model, fs_hz, upsampler)
     chunks, meta = [], []
-    for chunk, n in chunks_of(prompt, batch_size):
-        x, info = sample_chunk(model, prompt, cond, chunk, n, steps=steps, guidance_scale=guidance_scale,
-                               fs_hz=fs_hz, upsampler=upsampler, upsample_steps=upsample_steps)
+    for items in batches_of([prompt], batch_size):
+        x, info = sample_batch(model, [prompt], conds, items, steps=steps, guidance_scale=guidance_scale, fs_hz=fs_hz,
+                               upsampler=upsampler, upsample_steps=upsample_steps)
         chunks.append(x)
         meta += info
         if progress is not None:
-            progress.update(n)
+            progress.update(len(items))
     return np.concatenate(chunks), meta
 
 
-#: Journal of a ``write_generated`` run in its (staging) folder: one JSON line per finished chunk.
+#: Journal of a ``write_generated`` run in its (staging) folder: one JSON line per finished batch.
 JOURNAL = ".synth-progress.jsonl"
-METADATA_COLUMNS = ("record", "prompt", "report", "labels", "age", "sex", "hr", "seed", "chunk", "index_in_chunk",
+METADATA_COLUMNS = ("record", "prompt", "report", "labels", "age", "sex", "hr", "seed", "index", "noise_seed",
                     "steps", "guidance_scale", "fs_hz", "model_fs_hz", "resampled", "upsampler", "checkpoint")
 
 
-def _finished_chunks(journal: Path) -> dict[tuple[int, int], list[dict]]:
-    """``{(prompt, chunk): metadata rows}`` of the chunks a previous (killed) run finished; a torn last line is
-    ignored (its chunk is made again)."""
+def _finished_batches(journal: Path) -> dict[int, list[dict]]:
+    """``{batch: metadata rows}`` of the batches a previous (killed) run finished; a torn last line is ignored
+    (its batch is made again)."""
     import json
 
     done = {}
@@ -301,7 +313,7 @@ def _finished_chunks(journal: Path) -> dict[tuple[int, int], list[dict]]:
         for line in journal.read_text(encoding="utf-8").splitlines():
             try:
                 entry = json.loads(line)
-                done[(int(entry["prompt"]), int(entry["chunk"]))] = list(entry["rows"])
+                done[int(entry["batch"])] = list(entry["rows"])
             except (ValueError, KeyError, TypeError):
                 continue
     return done
@@ -312,13 +324,14 @@ def write_generated(model, prompts: Sequence[Prompt], out_dir: Path, *, checkpoi
                     plot: int = 1, prefix: str = "ecg", progress: bool = True, upsampler=None,
                     upsampler_checkpoint: str = "", upsample_steps: int | None = None) -> list[dict]:
     """Generate every prompt into ``out_dir`` (a staging folder): records ``{prefix}_{k:05d}`` in ``fmt``, PNGs
-    of the first ``plot`` records and ``metadata.csv`` (prompt, attributes, seed, checkpoint per record).
+    of the first ``plot`` records and ``metadata.csv`` (prompt, attributes, seeds, checkpoint per record).
 
-    All prompts are turned into conditions first, so a bad row fails before any sampling. Records are written
-    chunk by chunk and each finished chunk is logged in :data:`JOURNAL`, so a run that is killed and started again
-    on the same folder with the same settings continues where it stopped and writes the same records. A chunk
-    with NaN/inf samples stops the run (:class:`NonFiniteOutputError`) before any of it is written.
-    ``upsampler`` (with its ``upsampler_checkpoint`` for the metadata): see :func:`generate`. Returns the rows.
+    All prompts are turned into conditions first, so a bad row fails before any sampling. Records are made in
+    batches of ``batch_size`` that mix prompts freely (one model call per batch) and written batch by batch; each
+    finished batch is logged in :data:`JOURNAL`, so a run that is killed and started again on the same folder
+    with the same settings continues where it stopped and writes the same records. A batch with NaN/inf samples
+    stops the run (:class:`NonFiniteOutputError`) before any of it is written. ``upsampler`` (with its
+    ``upsampler_checkpoint`` for the metadata): see :func:`generate`. Returns the rows.
     """
     import json
 
@@ -332,7 +345,7 @@ def write_generated(model, prompts: Sequence[Prompt], out_dir: Path, *, checkpoi
     check_output_rate(model, fs_hz, upsampler)
     leads = model_leads(model)
     journal = out_dir / JOURNAL
-    done = _finished_chunks(journal)
+    done = _finished_batches(journal)
     total = sum(p.n for p in prompts)
     rows: list[dict] = []
     resumed = sum(len(r) for r in done.values())
@@ -340,30 +353,29 @@ def write_generated(model, prompts: Sequence[Prompt], out_dir: Path, *, checkpoi
         print(f"resuming: {resumed} of {total} records were written by an interrupted run", flush=True)
     with tqdm(total=total, desc="generating", unit="ECG", disable=not progress) as bar, \
             open(journal, "a", encoding="utf-8") as log:
-        for index, (prompt, cond) in enumerate(zip(prompts, conds)):
-            for chunk, n in chunks_of(prompt, batch_size):
-                if (index, chunk) in done:
-                    rows += done[(index, chunk)]
-                    bar.update(n)
-                    continue
-                x, meta = sample_chunk(model, prompt, cond, chunk, n, steps=steps, guidance_scale=guidance_scale,
-                                       fs_hz=fs_hz, upsampler=upsampler, upsample_steps=upsample_steps,
-                                       checkpoint=checkpoint)
-                new = []
-                for signal, info in zip(x, meta):
-                    name = f"{prefix}_{len(rows) + len(new):05d}"
-                    info = {**info, "prompt": index, "checkpoint": str(checkpoint),
-                            "upsampler": str(upsampler_checkpoint) if info["resampled"] == "learned" else ""}
-                    rec = Record(signal, info["fs_hz"], leads, metadata=info)
-                    write_record(rec, out_dir / f"{name}{record_suffix(fmt)}", fmt, overwrite=True)
-                    if len(rows) + len(new) < plot:
-                        plot_ecg(rec, out_dir / f"{name}.png", title=f"{name}: {textual(prompt)}")
-                    new.append({"record": name, **info})
-                log.write(json.dumps({"prompt": index, "chunk": chunk, "rows": new}, default=str) + "\n")
-                log.flush()
-                os.fsync(log.fileno())
-                rows += new
-                bar.update(n)
+        for b, items in enumerate(batches_of(prompts, batch_size)):
+            if b in done:
+                rows += done[b]
+                bar.update(len(items))
+                continue
+            x, meta = sample_batch(model, prompts, conds, items, steps=steps, guidance_scale=guidance_scale,
+                                   fs_hz=fs_hz, upsampler=upsampler, upsample_steps=upsample_steps,
+                                   checkpoint=checkpoint)
+            new = []
+            for signal, info in zip(x, meta):
+                name = f"{prefix}_{len(rows) + len(new):05d}"
+                info = {**info, "checkpoint": str(checkpoint),
+                        "upsampler": str(upsampler_checkpoint) if info["resampled"] == "learned" else ""}
+                rec = Record(signal, info["fs_hz"], leads, metadata=info)
+                write_record(rec, out_dir / f"{name}{record_suffix(fmt)}", fmt, overwrite=True)
+                if len(rows) + len(new) < plot:
+                    plot_ecg(rec, out_dir / f"{name}.png", title=f"{name}: {textual(prompts[info['prompt']])}")
+                new.append({"record": name, **info})
+            log.write(json.dumps({"batch": b, "rows": new}, default=str) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+            rows += new
+            bar.update(len(items))
     write_table([{c: r.get(c, "") for c in METADATA_COLUMNS} for r in rows], out_dir / "metadata.csv")
     journal.unlink()
     return rows

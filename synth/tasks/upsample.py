@@ -10,6 +10,8 @@ the upsampled record plus that detail.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -34,12 +36,13 @@ def check_upsampler(model) -> float:
     return float(signal.fs_hz)
 
 
-def upsample(model, x: np.ndarray, fs_hz: float = UPSAMPLE_FROM_HZ, *, steps: int | None = None, seed: int = 0,
-             batch_size: int = 16, progress: bool = False) -> np.ndarray:
+def upsample(model, x: np.ndarray, fs_hz: float = UPSAMPLE_FROM_HZ, *, steps: int | None = None,
+             seed: int | Sequence[int] = 0, batch_size: int = 16, progress: bool = False) -> np.ndarray:
     """``x`` ``(N, 12, T)`` or ``(12, T)`` mV at ``fs_hz`` (100) → the same records at the model's rate (500 Hz).
 
     ``steps`` Euler steps per window (default: the model's); one step gives the conditional mean of the detail,
-    more steps a sample of it. Deterministic under ``seed``.
+    more steps a sample of it. Deterministic under ``seed``; a list of N seeds gives each record its own, so a
+    record's detail does not depend on the others it is upsampled with.
     """
     out_fs = check_upsampler(model)
     if float(fs_hz) != UPSAMPLE_FROM_HZ:
@@ -59,12 +62,16 @@ def upsample(model, x: np.ndarray, fs_hz: float = UPSAMPLE_FROM_HZ, *, steps: in
     def cond_of(windows: torch.Tensor) -> dict:
         return {"leads": windows, "lead_mask": mask.expand(windows.shape[0], -1)}
 
-    generator = torch.Generator().manual_seed(seed)
-    fn = sample_fn(model, cond_of, 1, steps=steps, generator=generator)
+    per_record = not isinstance(seed, int | np.integer)
+    if per_record and len(seed) != len(up):
+        raise ValueError(f"{len(seed)} seeds for {len(up)} records")
+    fn = sample_fn(model, cond_of, 1, steps=steps, generator=torch.Generator().manual_seed(0 if per_record else seed))
     from tqdm.auto import tqdm
 
     out = np.empty_like(up)
     for i in tqdm(range(len(up)), desc=f"upsampling to {out_fs:g} Hz", unit="rec", disable=not progress):
+        if per_record:
+            fn = sample_fn(model, cond_of, 1, steps=steps, generator=torch.Generator().manual_seed(int(seed[i])))
         detail = run_windowed(up[i], width, fn, batch_size=batch_size)[0]  # (12, T_out)
         out[i] = up[i] + detail
     return out[0] if single else out

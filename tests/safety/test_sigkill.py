@@ -63,7 +63,7 @@ def rerun(argv, capsys) -> tuple[int, str, str]:
 
 def test_killed_generate_resumes_and_writes_what_an_uninterrupted_run_writes(tmp_path, capsys, use_tiny_checkpoints):
     args = ["generate", "--report", "sinus rhythm", "--n", 6, "--batch-size", 2, "--seed", 7, "--plot", 1]
-    kill_at(tmp_path, "synth.tasks.generate:sample_chunk", 3, [*args, "--out", tmp_path / "gen"], use_tiny_checkpoints)
+    kill_at(tmp_path, "synth.tasks.generate:sample_batch", 3, [*args, "--out", tmp_path / "gen"], use_tiny_checkpoints)
     staging = tmp_path / ".gen.synth-staging"
     assert not (tmp_path / "gen").exists() and staging.is_dir()
     made = sorted(p.name for p in staging.glob("ecg_*.hea"))
@@ -79,7 +79,7 @@ def test_killed_generate_resumes_and_writes_what_an_uninterrupted_run_writes(tmp
 
 def test_killed_generate_with_other_settings_starts_afresh(tmp_path, capsys, use_tiny_checkpoints):
     args = ["generate", "--n", 4, "--batch-size", 2, "--plot", 0, "--out", tmp_path / "gen"]
-    kill_at(tmp_path, "synth.tasks.generate:sample_chunk", 2, args, use_tiny_checkpoints)
+    kill_at(tmp_path, "synth.tasks.generate:sample_batch", 2, args, use_tiny_checkpoints)
     code, out, _ = rerun([*args, "--seed", 1], capsys)
     assert code == 0 and "resuming" not in out
     assert len(list((tmp_path / "gen").glob("ecg_*.dat"))) == 4 and leftovers(tmp_path) == []

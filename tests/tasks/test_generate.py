@@ -6,6 +6,7 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 
 from synth.cli import main
 from synth.data.readers import read_record
@@ -42,13 +43,13 @@ def test_generate_is_deterministic_and_resamples_to_500_hz(model):
     assert a.shape == (3, 12, model.cfg.signal.length) and a.dtype == np.float32
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
-    assert meta[2] == {**meta[2], "report": "sinus rhythm", "labels": "NORM,MI", "seed": 5, "chunk": 1}
+    assert meta[2] == {**meta[2], "report": "sinus rhythm", "labels": "NORM,MI", "seed": 5, "index": 2}
     up, meta500 = generate(model, prompt, batch_size=2, fs_hz=500)
     assert up.shape[-1] == 5 * a.shape[-1]
     assert meta500[0]["fs_hz"] == 500 and meta500[0]["model_fs_hz"] == 100 and meta500[0]["resampled"] == "polyphase"
 
 
-def test_stack_conditions_repeats_each_prompt_and_refuses_mixed_keys(model):
+def test_stack_conditions_repeats_each_prompt_and_marks_what_a_prompt_lacks(model):
     a = build_condition(model, Prompt(report="sinus rhythm", hr=60, labels=["NORM"]))
     b = build_condition(model, Prompt(report="Sinusrhythmus", hr=110, labels=["MI", "HYP"]))
     cond = stack_conditions([a, b], [2, 3])
@@ -56,8 +57,28 @@ def test_stack_conditions_repeats_each_prompt_and_refuses_mixed_keys(model):
     assert cond["heart_rate"].tolist() == [60, 60, 110, 110, 110]
     assert cond["labels"].shape == (5, 5) and cond["labels"][4].sum() == 2
     assert model.sample(cond, 5, steps=1).shape == (5, 12, model.cfg.signal.length)
-    with pytest.raises(DataError, match="same attributes"):
-        stack_conditions([a, build_condition(model, Prompt(report="x"))], [1, 1])
+    mixed = stack_conditions([a, build_condition(model, Prompt(report="x"))], [1, 2])
+    assert mixed["report"] == ["sinus rhythm", "x", "x"] and torch.isnan(mixed["labels"][1:]).all()
+    assert mixed["heart_rate"][0] == 60 and torch.isnan(mixed["heart_rate"][1:]).all()
+
+
+def test_a_mixed_batch_gives_each_prompt_what_it_gets_alone(model):
+    """Prompts with different attributes share one model call; each record equals the one its prompt makes on
+    its own (its noise is its own, a missing attribute is the null token) whatever the batch."""
+    from synth.tasks.generate import batches_of, sample_batch
+
+    prompts = [Prompt(report="sinus rhythm", labels=["MI"], hr=70, n=2, seed=1), Prompt(n=2, seed=2),
+               Prompt(age=40, sex="F", n=1, seed=3), Prompt(labels=["NORM"], n=2, seed=4)]
+    conds = [build_condition(model, p) for p in prompts]
+    items = batches_of(prompts, 64)[0]
+    together, meta = sample_batch(model, prompts, conds, items, steps=2, guidance_scale=2.0)
+    assert [(m["prompt"], m["index"]) for m in meta] == items
+    for k, (p, j) in enumerate(items):
+        alone, _ = sample_batch(model, prompts, conds, [(p, j)], steps=2, guidance_scale=2.0)
+        np.testing.assert_allclose(together[k], alone[0], atol=1e-4)
+    smaller = np.concatenate([sample_batch(model, prompts, conds, b, steps=2, guidance_scale=2.0)[0]
+                              for b in batches_of(prompts, 3)])
+    np.testing.assert_allclose(smaller, together, atol=1e-4)  # the batch size does not change the records
 
 
 @pytest.mark.parametrize(

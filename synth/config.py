@@ -137,6 +137,8 @@ def validate(schema: type, node: Any, *, source: str | None, keypath: str = "") 
         raise ConfigError(
             f"{prefix}{key}: {message}", path=source, hint=f"keys allowed here: {known}"
         ) from None
+    except ConfigError:
+        raise
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{keypath or 'config'}: {err}", path=source) from None
 

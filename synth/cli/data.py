@@ -88,6 +88,10 @@ def _record_summary(record) -> dict:
 
 def cmd_info(args: argparse.Namespace) -> int:
     path = Path(args.path)
+    from synth.data.cohort import is_cohort
+
+    if is_cohort(path):
+        return _cohort_info(path, args.json)
     if path.is_dir():
         fs = int(args.fs or 100)
         if fs not in (100, 500) or (args.fs and args.fs != fs):
@@ -111,6 +115,59 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  range         {lo:g} .. {hi:g}")
     for key, value in s["metadata"].items():
         print(f"  {key:<13} {value}")
+    return 0
+
+
+def _cohort_info(path: Path, as_json: bool) -> int:
+    from synth.data.cohort import Cohort
+
+    s = Cohort(path).summary()
+    if as_json:
+        print(json.dumps(s, indent=2))
+        return 0
+    print(f"synthetic cohort at {s['path']} (model {s['model']})")
+    print(f"  records       {s['records']:,} in {s['shards']} shards, {len(s['leads'])} leads x {s['samples']} samples "
+          f"at {s['fs_hz']:g} Hz")
+    print(f"  labels        {_format_counts(s['labels'])}; none {s['no_label']}")
+    print(f"  sex           {_format_counts(s['sex'])}")
+    for name, unit in (("age", "years"), ("hr", "bpm")):
+        if name in s:
+            h = s[name]
+            print(f"  {name:<13} mean {h['mean']:.1f} {unit} ({h['min']:g}-{h['max']:g}), given for {h['n']:,}")
+            top = max(h["histogram"].values()) or 1
+            for bin_, count in h["histogram"].items():
+                print(f"    {bin_:>9} {'#' * round(40 * count / top):<40} {count:,}")
+    return 0
+
+
+def _convert_cohort(args: argparse.Namespace, path: Path) -> int:
+    """Every record of a cohort (or ``--records A:B``) as one file each in the folder ``args.output``."""
+    from synth.data.cohort import Cohort
+    from synth.data.leads import LEADS_12
+    from synth.data.record import Record
+    from synth.data.writers import write_record
+    from synth.outputs import staged_folder
+    from synth.tasks.common import record_suffix
+
+    cohort = Cohort(path)
+    lo, _, hi = (args.records or ":").partition(":")
+    try:
+        chosen = range(len(cohort))[slice(int(lo) if lo else None, int(hi) if hi else None)]
+    except ValueError:
+        raise DataError(f"--records {args.records!r} is not A:B", hint="e.g. --records 0:100") from None
+    limits.check_size(len(chosen) * 12 * cohort.summary()["samples"] * _BYTES_PER_SAMPLE[args.to],
+                      f"{len(chosen):,} records", allow_large=args.allow_large, path=args.output)
+    from tqdm.auto import tqdm
+
+    fs_hz = float(cohort.meta.get("fs_hz", 100.0))
+    with staged_folder(args.output, overwrite=args.force) as stage:
+        for i in tqdm(chosen, desc=f"cohort to {args.to}", unit="rec", disable=len(chosen) < 100):
+            x, cond = cohort[i]
+            meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in cond.items() if k != "labels"}
+            meta["labels"] = ",".join(cohort.label_lists[i])
+            rec = Record(x, fs_hz, LEADS_12, metadata=meta)
+            write_record(rec, stage / f"{cond['record']}{record_suffix(args.to)}", args.to)
+    print(f"wrote {len(chosen):,} records to {args.output}/")
     return 0
 
 
@@ -138,10 +195,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from synth.data.cohort import is_cohort
     from synth.data.leads import parse_lead_set
     from synth.data.writers import check_record_name, output_paths, write_record
     from synth.outputs import staged_files
 
+    if is_cohort(args.input):
+        return _convert_cohort(args, Path(args.input))
     out = Path(args.output)
     if args.to == "wfdb":
         check_record_name(out)
@@ -175,7 +235,8 @@ def add_parsers(sub) -> None:
     data = sub.add_parser("data", help="inspect, plot and convert records and datasets")
     dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=type(data))
 
-    p = dsub.add_parser("info", help="describe a record or a dataset folder (PTB-XL, BIDMC, MIMIC-IV-ECG)")
+    p = dsub.add_parser("info", help="describe a record, a dataset folder (PTB-XL, BIDMC, MIMIC-IV-ECG) or a "
+                                     "synthetic cohort")
     p.add_argument("path")
     p.add_argument("--fs", type=RATE, help="PTB-XL: which rate's records to count (100 or 500); record: resample")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -202,6 +263,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--to", choices=("wfdb", "npz", "csv"), required=True)
     p.add_argument("--fs", type=RATE, help="resample to this rate (Hz)")
     p.add_argument("--leads", help="keep only these leads, e.g. II,V1,V5 or 3lead")
+    p.add_argument("--records", help="a cohort folder as INPUT: which records, A:B (default all); OUTPUT is then "
+                                     "a folder with one file per record")
     add_force(p, "output files")
     add_allow_large(p)
     add_read_options(p)

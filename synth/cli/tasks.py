@@ -195,6 +195,19 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- cohort ------------------------------------------------------------------------------------------------------------
+def cmd_cohort(args: argparse.Namespace) -> int:
+    from synth.tasks.cohort import build_cohort, load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    meta = build_cohort(spec, args.out, force=args.force, allow_large=args.allow_large, progress=not args.quiet)
+    if meta:
+        rate = meta["timing"]["records_per_s"]
+        print(f"cohort of {meta['records']:,} records in {meta['shards']} shards written to {args.out}/ "
+              f"({meta['timing']['records_this_run']:,} made in this run" + (f", {rate} records/s)" if rate else ")"))
+    return 0
+
+
 # -- echo --------------------------------------------------------------------------------------------------------------
 def cmd_echo(args: argparse.Namespace) -> int:
     from synth.echo.generate import DEFAULT_GUIDANCE, generate_echo
@@ -295,6 +308,17 @@ def add_parsers(sub) -> None:
     _record_output_options(p)
     add_read_options(p)
     p.set_defaults(func=cmd_ppg2ecg)
+
+    p = sub.add_parser("cohort", help="a synthetic cohort from a spec: sharded, resumable (run it again), "
+                                      "several processes under accelerate launch / torchrun")
+    p.add_argument("spec", help="cohort spec YAML, e.g. configs/cohort/default.yaml")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. size=20000 labels.mix=balanced seed=3")
+    p.add_argument("--out", required=True, help="cohort folder (made when every shard is done; until then the "
+                                                "shards are in .NAME.synth-staging beside it)")
+    add_force(p, "cohort folder")
+    add_allow_large(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_cohort)
 
     p = sub.add_parser("echo", help="ECG record → echocardiogram video (H.264 MP4 + PNG filmstrip with the ECG)")
     p.add_argument("--ecg", required=True, help="12-lead ECG record (WFDB .hea, NPZ, CSV, ...)")

@@ -1,0 +1,157 @@
+"""``synth cohort``: spec, conditions, shards and manifest, resume after SIGKILL, two processes, reading back."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from synth.cli import main
+from synth.config import ConfigError
+from synth.data.cohort import Cohort, CohortStream
+from synth.data.readers import read_record
+from synth.data.sample import sample_ptbxl_root
+from synth.tasks.cohort import load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = REPO / "configs" / "cohort" / "default.yaml"
+KILLPOINT = REPO / "tests" / "safety" / "killpoint.py"
+
+
+def args_for(out: Path, *extra) -> list[str]:
+    return ["cohort", str(SPEC), "model=report2ecg", "size=10", "shard_size=4", "batch_size=3",
+            f"data={sample_ptbxl_root()}", "cache_dir=null", *extra, "--out", str(out), "--quiet"]
+
+
+def checksums(folder: Path) -> list[str]:
+    with open(folder / "manifest.csv", newline="") as fh:
+        return [r["sha256"] for r in csv.DictReader(fh)]
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory, tiny_checkpoints) -> Path:
+    out = tmp_path_factory.mktemp("cohort") / "c"
+    old = os.environ.get("SYNTH_CHECKPOINTS")
+    os.environ["SYNTH_CHECKPOINTS"] = str(tiny_checkpoints)
+    try:
+        assert main(args_for(out)) == 0
+    finally:
+        os.environ.pop("SYNTH_CHECKPOINTS") if old is None else os.environ.__setitem__("SYNTH_CHECKPOINTS", old)
+    return out
+
+
+def test_cohort_layout_manifest_and_card(cohort):
+    names = sorted(p.name for p in cohort.iterdir())
+    assert names == [".synth-output.json", "card.md", "cohort.json", "manifest.csv", "shards"]
+    shards = sorted(p.name for p in (cohort / "shards").iterdir())
+    assert shards == [f"{kind}-{s:05d}.{ext}" for s in range(3) for kind, ext in (("manifest", "csv"),)] + \
+        [f"signals-{s:05d}.npy" for s in range(3)]
+    assert [np.load(cohort / "shards" / f"signals-{s:05d}.npy").shape for s in range(3)] == [(4, 12, 64)] * 2 + \
+        [(2, 12, 64)]
+    with open(cohort / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["record"] for r in rows] == [f"{i:08d}" for i in range(10)]
+    assert all(r["sha256"] and r["noise_seed"] and r["source_ecg_id"] for r in rows)
+    assert "Synthetic cohort: 10 records" in (cohort / "card.md").read_text()
+
+
+def test_reading_a_cohort_back_as_a_dataset(cohort):
+    data = Cohort(cohort)
+    assert len(data) == 10 and data.classes == ["NORM", "MI", "STTC", "CD", "HYP"]
+    x, cond = data[3]
+    raw = np.load(cohort / "shards" / "signals-00000.npy")[3]
+    np.testing.assert_allclose(x, raw / 1000.0)  # int16 µV on disk, mV in memory
+    assert x.dtype == np.float32 and cond["labels"].shape == (5,) and cond["record"] == "00000003"
+    assert data.verify() == []
+    loader = torch.utils.data.DataLoader(data, batch_size=4)
+    xb, cb = next(iter(loader))
+    assert xb.shape == (4, 12, 64) and cb["labels"].shape == (4, 5)
+    streamed = [c["record"] for _, c in CohortStream(cohort)]
+    assert streamed == [f"{i:08d}" for i in range(10)]
+    summary = data.summary()
+    assert summary["records"] == 10 and sum(summary["sex"].values()) == 10
+
+
+def test_data_info_and_wfdb_export_of_a_cohort(cohort, tmp_path, capsys):
+    assert main(["data", "info", str(cohort)]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic cohort" in out and "10 in 3 shards" in out and "age" in out
+    assert main(["data", "convert", str(cohort), str(tmp_path / "wfdb"), "--to", "wfdb", "--records", "2:5"]) == 0
+    rec = read_record(tmp_path / "wfdb" / "00000003")
+    np.testing.assert_allclose(rec.signal, Cohort(cohort)[3][0], atol=1e-6)
+    assert sorted(p.name for p in (tmp_path / "wfdb").glob("*.hea")) == ["00000002.hea", "00000003.hea",
+                                                                          "00000004.hea"]
+
+
+def test_a_killed_cohort_resumes_to_the_same_checksums(cohort, tmp_path, capsys, use_tiny_checkpoints):
+    out = tmp_path / "c"
+    ready = tmp_path / "ready"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(KILLPOINT), str(ready), "synth.tasks.cohort:make_shard", "2", "--",
+                             *args_for(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not ready.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    staging = tmp_path / ".c.synth-staging"
+    assert (staging / "shards" / "signals-00000.npy").is_file() and not (staging / "shards" / "signals-00001.npy").exists()
+    assert main(args_for(out)[:-1]) == 0  # without --quiet: it says it resumes
+    assert "resuming: 4 of 10 records" in capsys.readouterr().out
+    assert checksums(out) == checksums(cohort)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "ready"]
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+                    reason="torchrun not installed")
+def test_two_processes_make_the_same_cohort_as_one(cohort, tmp_path, use_tiny_checkpoints):
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "synth",
+                           *args_for(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert checksums(tmp_path / "two") == checksums(cohort)
+
+
+def test_label_mixes(tmp_path, use_tiny_checkpoints):
+    from synth.tasks.cohort import draw_conditions
+
+    classes = ["NORM", "MI", "STTC", "CD", "HYP"]
+    keys = {"labels", "report", "age", "sex", "heart_rate"}
+    base = load_spec(SPEC, [f"data={sample_ptbxl_root()}", "size=60", "cache_dir=null"])
+    balanced = draw_conditions(load_spec(SPEC, [f"data={sample_ptbxl_root()}", "size=300", "labels.mix=balanced",
+                                                "cache_dir=null", "heart_rate.source=none"]), classes, keys)
+    having = {c: sum(c in d["labels"] for d in balanced) for c in classes}
+    assert min(having.values()) >= 40  # each label drawn for about a fifth of the records, or more with co-labels
+    counts = draw_conditions(load_spec(SPEC, [f"data={sample_ptbxl_root()}", "size=30", "labels.mix=counts",
+                                              "labels.counts={HYP: 20, NORM: 10}", "cache_dir=null",
+                                              "heart_rate.source=none"]), classes, keys)
+    assert sum("HYP" in d["labels"] for d in counts) >= 20 and sum("NORM" in d["labels"] for d in counts) >= 10
+    again = draw_conditions(base, classes, keys)
+    assert again == draw_conditions(base, classes, keys)  # the same seed draws the same table
+    assert all(d["report"] for d in again) and {d["sex"] for d in again} <= {"M", "F", None}
+
+
+@pytest.mark.parametrize(("overrides", "needle"), [
+    (["labels.mix=counts", "labels.counts={NORM: 3}"], "add up to 3, size is 1000"),
+    (["size=0"], "size 0 is outside"),
+    (["guidance_scale=nan"], "not a finite number"),
+    (["colour=red"], "colour"),
+    (["reports=wikipedia"], "reports must be"),
+    (["sex.source=normal"], "sex: use train, none or share"),
+])
+def test_bad_specs_are_refused_naming_the_file(overrides, needle):
+    with pytest.raises(ConfigError, match=needle) as exc:
+        load_spec(SPEC, overrides)
+    assert str(SPEC) in str(exc.value)

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from synth import limits
+from synth.cli import UsageError
 from synth.cli.common import BATCH, BOOT, GUIDANCE, SAMPLES, SEED, STEPS, add_force
 
 _BENCH_N = limits.arg(1, 100_000, int)
@@ -86,6 +87,31 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_utility(args: argparse.Namespace) -> int:
+    from evaluation.bench import default_data_root
+    from evaluation.utility import TrainBudget
+    from evaluation.utility_bench import run_utility
+
+    try:
+        fractions = [float(f) for f in args.fractions.split(",")]
+    except ValueError:
+        raise UsageError(f"--fractions {args.fractions!r} is not a list of numbers", hint="e.g. 1,0.25,0.1") from None
+    with _claimed(args):
+        report = run_utility(args.cohort, Path(args.data) if args.data else default_data_root(), out_dir=args.out,
+                             split=args.split, fractions=fractions, label_kind=args.labels,
+                             budget=TrainBudget(steps=args.steps, batch_size=args.batch_size), seed=args.seed,
+                             n_boot=args.n_boot, rare=args.rare, filter_classifier=args.filter,
+                             cache_dir=None if args.cache_dir in ("", "none") else args.cache_dir, force=args.force,
+                             progress=not args.quiet)
+    for name, row in report["rows"].items():
+        gain = report["gains"].get(name)
+        extra = f"  gain {gain['estimate']:+.4f} [{gain['low']:+.4f}, {gain['high']:+.4f}]" if gain else ""
+        m = row["macro_auroc"]
+        print(f"{name:<32} AUROC {m['estimate']:.3f} [{m['low']:.3f}, {m['high']:.3f}]{extra}")
+    print(f"report written to {args.out}/report.md ({report['wall_s']:.0f} s)")
+    return 0
+
+
 def cmd_echo(args: argparse.Namespace) -> int:
     from evaluation.echo import print_summary, run_echo_bench
     from synth.echo.generate import DEFAULT_GUIDANCE
@@ -149,6 +175,25 @@ def add_parsers(sub) -> None:
     p.add_argument("--batch-size", type=BATCH, default=8)
     _common(p)
     p.set_defaults(func=cmd_echo)
+
+    p = bsub.add_parser("utility", help="train-on-synthetic / augmentation: classifiers trained fresh per row on "
+                                        "real fractions, cohorts and both, scored on real records")
+    p.add_argument("--cohort", action="append", required=True, metavar="[NAME=]DIR",
+                   help="repeatable; a folder made by synth cohort (e.g. one with the training mix, one balanced)")
+    p.add_argument("--data", help="PTB-XL folder (default ../shared/data/ptbxl if present, else the shipped sample)")
+    p.add_argument("--split", default="test", choices=("test", "val"),
+                   help="real records scored: val (fold 9) to choose, test (fold 10) to report once")
+    p.add_argument("--fractions", default="1,0.25,0.1", help="shares of the real training records (default 1,0.25,0.1)")
+    p.add_argument("--labels", default="superclasses", help="label kind the classifiers predict (default superclasses)")
+    p.add_argument("--steps", type=STEPS, default=300, help="optimisation steps per classifier (default 300)")
+    p.add_argument("--batch-size", type=BATCH, default=64)
+    p.add_argument("--rare", type=limits.arg(0, 50, int), default=3, help="rarest labels reported per row (default 3)")
+    p.add_argument("--filter", nargs="?", const="checkpoints/ecg_classifier_ptbxl", default=None, metavar="CLASSIFIER",
+                   help="also AUG rows without the synthetic records whose requested labels this classifier (trained "
+                        "on the training folds only; default the shipped one) does not recognise")
+    p.add_argument("--cache-dir", default=".cache/ptbxl", help="signal cache folder ('none' to disable)")
+    _common(p, n_boot=1000)
+    p.set_defaults(func=cmd_utility)
 
     p = bsub.add_parser("ppg2ecg", help="PPG → ECG lead II on BIDMC's held-out subjects: r, RMSE, HR error")
     p.add_argument("--generator", action="append", required=True, metavar="CHECKPOINT|baseline:linear",

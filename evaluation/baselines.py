@@ -280,3 +280,120 @@ class LinearLeadReconstructor:
         with np.load(path, allow_pickle=False) as f:
             return cls([str(s) for s in f["given"]], [str(s) for s in f["missing"]],
                        leads=[str(s) for s in f["leads"]], weights=f["weights"])
+
+
+# -- deepfake-ecg ---------------------------------------------------------------------------------------------------
+
+#: The published generator's contract (Thambawita et al. 2021, Pulse2Pulse WaveGAN): 8 leads (I, II, V1-V6), 10 s at
+#: 500 Hz, unconditional; the package writes ``G(noise) * 6000`` as integer µV.
+DEEPFAKE_FS_HZ = 500.0
+DEEPFAKE_SAMPLES = 5000
+DEEPFAKE_SCALE_UV = 6000.0
+
+
+def deepfake_ecg_baseline(n: int, fs_hz: float, *, seed: int = 0, batch_size: int = 16,
+                          progress: bool = False) -> np.ndarray:
+    """``n`` records ``(n, 12, 10 s × fs_hz)`` in mV from ``deepfake-ecg`` (PyPI; ``pip install 'synth[peers]'``).
+
+    Its weights come from the installed package and are read with ``torch.load(weights_only=True)`` (tensors
+    only, never code). Noise is drawn as the package draws it (uniform in [-1, 1], shape (8, 5000)) from a seeded
+    generator; the output is taken as the package writes it (× 6000, integer µV), converted to mV, the four
+    dependent limb leads derived by the lead laws (:func:`synth.data.leads.twelve_from_eight`), and resampled from
+    500 Hz to ``fs_hz``.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from synth.data.leads import twelve_from_eight
+
+    try:
+        import deepfakeecg
+        from deepfakeecg import Generator
+    except ImportError as err:
+        raise DataError("baseline:deepfake-ecg needs the deepfake-ecg package",
+                        hint="pip install 'synth[peers]' (or pip install deepfake-ecg)") from err
+    weights = Path(deepfakeecg.__file__).parent / "checkpoints" / "g_stat.pt"
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)["stat_dict"]
+    except Exception as err:  # noqa: BLE001 - anything but plain tensors is refused
+        raise DataError(f"cannot read the deepfake-ecg weights as plain tensors ({err})", path=weights) from None
+    net = Generator()
+    net.load_state_dict(state)
+    net.eval()
+    gen = torch.Generator().manual_seed(seed)
+    out = np.empty((n, 12, int(round(10 * fs_hz))), dtype=np.float32)
+    with torch.no_grad():
+        for start in tqdm(range(0, n, batch_size), desc="baseline:deepfake-ecg", unit="batch", disable=not progress):
+            m = min(batch_size, n - start)
+            noise = torch.rand(m, 8, DEEPFAKE_SAMPLES, generator=gen) * 2 - 1  # uniform(-1, 1), as the package
+            microvolts = torch.trunc(net(noise) * DEEPFAKE_SCALE_UV)  # the package's int() cast
+            x8 = microvolts.numpy().astype(np.float64) / 1000.0  # (m, 8, 5000) mV, leads I, II, V1-V6
+            x12 = twelve_from_eight(x8)
+            out[start:start + m] = resample(x12, DEEPFAKE_FS_HZ, fs_hz)[..., : out.shape[-1]]
+    return out
+
+
+# -- any folder of records -------------------------------------------------------------------------------------------
+
+
+def records_baseline(folder: str | os.PathLike, n: int, fs_hz: float, duration_s: float, *, classes: Sequence[str],
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, str]:
+    """Records someone else generated, for ``--generator records:DIR``: ``(x (n, 12, T) mV, labels (n, K) or None,
+    requested heart rates (n,) or None, how)``.
+
+    ``DIR`` is a synth cohort, or a folder of records in any format synth reads (WFDB, NPZ, NPY at 100 Hz with 12
+    leads in canonical order, CSV), optionally with ``conditions.csv`` or ``metadata.csv`` (columns ``record``,
+    ``labels`` comma-separated, ``hr``) saying what each was generated for. ``n`` records are drawn with ``seed``
+    (all of them when ``n`` is larger), each resampled to ``fs_hz`` and cut or edge-padded to ``duration_s``; leads
+    are matched by name, and 8-lead records (I, II, V1-V6) get their limb leads derived.
+    """
+    import csv
+
+    from synth.data.cohort import Cohort, is_cohort
+    from synth.data.leads import LEADS_8, twelve_from_eight
+    from synth.data.readers import read_record
+    from synth.tasks.common import fit_length
+
+    folder = Path(folder)
+    total = int(round(duration_s * fs_hz))
+    rng = _rng(seed)
+    if is_cohort(folder):
+        cohort = Cohort(folder, classes=classes)
+        pick = np.sort(rng.choice(len(cohort), min(n, len(cohort)), replace=False))
+        x = np.stack([fit_length(resample(cohort.signal(int(i)), cohort.meta.get("fs_hz", 100.0), fs_hz), total)
+                      for i in pick])
+        hr = np.array([float(cohort.cond(int(i))["heart_rate"]) for i in pick])
+        return x, cohort.labels()[pick], hr, f"synth cohort {folder} ({len(pick)} of {len(cohort)} records)"
+    if not folder.is_dir():
+        raise DataError("records:DIR needs a folder of records", path=folder)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".hea", ".npz", ".npy", ".csv")
+                   and p.name not in ("conditions.csv", "metadata.csv") and not p.name.startswith("."))
+    if not files:
+        raise DataError("no records (.hea, .npz, .npy, .csv) in the folder", path=folder)
+    pick = np.sort(rng.choice(len(files), min(n, len(files)), replace=False))
+    wanted: dict[str, dict] = {}
+    for table in ("conditions.csv", "metadata.csv"):
+        if (folder / table).is_file():
+            with open(folder / table, newline="", encoding="utf-8") as fh:
+                wanted = {str(r.get("record", "")).strip(): r for r in csv.DictReader(fh)}
+            break
+    x, labels, hr = [], [], []
+    for i in pick:
+        path = files[i]
+        kwargs = {"fs_hz": 100.0, "leads": list(LEADS_12)} if path.suffix.lower() == ".npy" else {}
+        rec = read_record(path, **kwargs)
+        if all(lead in rec.leads for lead in LEADS_12):
+            sig = rec.select(list(LEADS_12)).signal
+        elif all(lead in rec.leads for lead in LEADS_8):
+            sig = twelve_from_eight(rec.select(list(LEADS_8)).signal)
+        else:
+            raise DataError(f"record has leads {', '.join(rec.leads)}: neither 12 leads nor the 8 independent ones",
+                            path=path)
+        x.append(fit_length(resample(sig, rec.fs_hz, fs_hz), total))
+        row = wanted.get(path.stem, {})
+        names = [s.strip() for s in str(row.get("labels", "") or "").split(",") if s.strip()]
+        labels.append([1.0 if c in names else 0.0 for c in classes])
+        hr.append(float(row["hr"]) if str(row.get("hr", "")).strip() else np.nan)
+    has_labels = bool(wanted) and any("labels" in r for r in wanted.values())
+    return (np.stack(x).astype(np.float32), np.array(labels, np.float32) if has_labels else None,
+            np.array(hr) if np.isfinite(hr).any() else None, f"{len(pick)} records from {folder}")

@@ -30,7 +30,7 @@ from synth.data.leads import LEADS_12
 from synth.errors import DataError
 from synth.outputs import staged_folder
 
-BASELINES_FIDELITY = ("real-train", "ecgsyn", "nearest")
+BASELINES_FIDELITY = ("real-train", "ecgsyn", "nearest", "deepfake-ecg")
 BASELINES_RECONSTRUCT = ("linear",)
 ALL_BASELINES = BASELINES_FIDELITY + BASELINES_RECONSTRUCT
 CLASSIFIER_NAME = "ecg_classifier_ptbxl"  # under the checkpoints folder (synth.tasks.common.checkpoints_root)
@@ -51,14 +51,26 @@ class GeneratorSpec:
     text: str
     baseline: str | None = None
     path: Path | None = None
+    #: ``records:DIR``: a folder of records someone generated (scored as they are).
+    records: Path | None = None
 
     @property
     def name(self) -> str:
+        if self.records is not None:
+            return f"records:{self.records.name}"
         return f"baseline:{self.baseline}" if self.baseline else self.path.name
 
 
 def parse_generator(text: str, *, allowed: Sequence[str]) -> GeneratorSpec:
     """``baseline:NAME`` (one of ``allowed``) or an export folder; raises :class:`DataError` otherwise."""
+    if text.startswith("records:"):
+        folder = Path(text.split(":", 1)[1])
+        if "real-train" not in allowed:
+            raise DataError("records:DIR is scored by synth bench fidelity")
+        if not folder.is_dir():
+            raise DataError("records:DIR names no folder", path=folder,
+                            hint="a folder of WFDB/NPZ/NPY/CSV records, or a synth cohort")
+        return GeneratorSpec(text, records=folder)
     if text.startswith("baseline:"):
         name = text.split(":", 1)[1]
         if name not in allowed:
@@ -184,6 +196,7 @@ class Conditions:
     signals: np.ndarray  # (n, 12, T) mV
     labels: np.ndarray  # (n, 5) multi-hot NORM, MI, STTC, CD, HYP
     classes: list[str]
+    statements: list[list[str]]  # every label of each record: superclasses, subclasses and rhythm statements
     age: np.ndarray  # (n,) years, NaN when missing
     sex: np.ndarray  # (n,) 0 male / 1 female, NaN when missing
     heart_rate: np.ndarray  # (n,) bpm measured on the real record, NaN when no beats were found
@@ -204,7 +217,9 @@ def _conditions(scored, scored_signals: np.ndarray, index: np.ndarray, progress:
     for i in _tqdm(range(len(x)), desc="heart rate of the real records", unit="rec", disable=not progress):
         hr[i] = heart_rate(x[i], FS_HZ)
     english = scored.english_reports()
-    return Conditions(ids, x, labels[index], classes, age, sex, hr, [english[i] for i in ids])
+    rows = scored.table.loc[ids]
+    statements = [sorted({*a, *b, *c}) for a, b, c in zip(rows["superclasses"], rows["subclasses"], rows["rhythm"])]
+    return Conditions(ids, x, labels[index], classes, statements, age, sex, hr, [english[i] for i in ids])
 
 
 def _requested_hr(cond: Conditions) -> np.ndarray:
@@ -226,9 +241,8 @@ def _checkpoint_condition(model, cond: Conditions, rows: slice):
         adapter = next(a for a in model.conditioning.adapters.values() if isinstance(a, LabelsAdapter))
         if adapter.classes is None:
             raise DataError("the model's labels adapter names no classes: cannot map PTB-XL labels to it")
-        names = [[c for c, v in zip(cond.classes, row) if v > 0.5] for row in cond.labels[rows]]
-        known = {c.upper() for c in adapter.classes}
-        out["labels"] = adapter.multi_hot([[c for c in r if c.upper() in known] for r in names])
+        known = {c.upper() for c in adapter.classes}  # superclasses, and subclasses / rhythms if the model knows them
+        out["labels"] = adapter.multi_hot([[c for c in r if c.upper() in known] for r in cond.statements[rows]])
     if "age" in keys:
         out["age"] = torch.tensor(cond.age[rows], dtype=torch.float32)
     if "sex" in keys:
@@ -250,7 +264,7 @@ def _load_model(spec: GeneratorSpec, *, windowed: bool = False):
 
     model = load_pretrained(spec.path)
     sig = model.cfg.signal
-    if sig.channels != 12 or float(sig.fs_hz) != FS_HZ or (sig.length != 10 * FS_HZ and not windowed):
+    if sig.channels not in (8, 12) or float(sig.fs_hz) != FS_HZ or (sig.length != 10 * FS_HZ and not windowed):
         raise DataError(f"model generates {sig.channels} channels x {sig.length} samples at {sig.fs_hz:g} Hz; bench "
                         f"compares 12-lead 10 s records at {FS_HZ} Hz", path=spec.path)
     return model
@@ -259,6 +273,8 @@ def _load_model(spec: GeneratorSpec, *, windowed: bool = False):
 def _sample_checkpoint(model, cond_fn, n: int, seed: int, batch_size: int, steps: int | None, desc: str,
                        progress: bool, guidance_scale: float = 1.0) -> np.ndarray:
     import torch
+
+    from synth.tasks.generate import as_records
 
     out = np.empty((n, 12, model.cfg.signal.length), dtype=np.float32)
     with _tqdm(total=n, desc=desc, unit="ECG", disable=not progress) as bar:
@@ -269,7 +285,7 @@ def _sample_checkpoint(model, cond_fn, n: int, seed: int, batch_size: int, steps
             with torch.no_grad():
                 x = model.sample(cond_fn(rows), size, steps=steps, guidance_scale=guidance_scale,
                                  generator=generator)
-            out[rows] = x.detach().cpu().numpy()
+            out[rows] = as_records(model, x.detach().cpu().numpy())  # 12 leads (derived for an 8-lead model)
             bar.update(size)
     return out
 
@@ -291,6 +307,14 @@ def _generate(spec: GeneratorSpec, cond: Conditions, train_pool: np.ndarray, tra
         for i in _tqdm(range(n), desc="baseline:ecgsyn", unit="ECG", disable=not progress):
             out[i] = baselines.ecgsyn_baseline(1, hr[i], FS_HZ, 10.0, seed=seed + i)[0]
         return out, {"how": "NeuroKit2 ecg_simulate(method='multileads') at each real record's heart rate"}
+    if spec.baseline == "deepfake-ecg":
+        x = baselines.deepfake_ecg_baseline(n, FS_HZ, seed=seed, progress=progress)
+        return x, {"how": "deepfake-ecg (PyPI, Pulse2Pulse WaveGAN, unconditional): 8 leads at 500 Hz in µV -> mV, "
+                          "III/aVR/aVL/aVF derived by the lead laws, resampled to 100 Hz"}
+    if spec.records is not None:
+        x, labels, hr, how = baselines.records_baseline(spec.records, n, FS_HZ, 10.0, classes=cond.classes, seed=seed)
+        notes = {"how": f"records as they are: {how}", "_labels": labels, "_requested_hr": hr}
+        return x, notes
     if spec.baseline == "nearest":
         gen = baselines.NearestNeighbourGenerator(train_pool, labels=train_labels)
         x, _ = gen.sample(labels=cond.labels, seed=seed)
@@ -426,6 +450,14 @@ def run_fidelity(
         if not np.isfinite(x).all():
             bad = int((~np.isfinite(x.reshape(n, -1)).all(axis=1)).sum())
             raise DataError(f"{spec.name} produced {bad} records with NaN or inf", hint="check the generator")
+        # records:DIR brings its own requested labels and heart rates (or none); the others were asked for cond's.
+        own_labels, own_hr = notes.pop("_labels", None), notes.pop("_requested_hr", None)
+        asked = cond if spec.records is None else (
+            None if own_labels is None else Conditions(cond.ecg_ids[:len(x)], x, own_labels, cond.classes,
+                                                       [], cond.age, cond.sex, cond.heart_rate, []))
+        if len(x) != n:
+            raise DataError(f"{spec.name} gave {len(x)} records; {n} are scored", path=spec.records,
+                            hint=f"give at least --n {n} records, or a smaller --n")
         f_gen = featurize(x)
         fd = fd_with_floor(f_gen, f_test, f_floor, n=n, n_boot=n_boot, seed=seed)
         p_gen = pca.transform(x)
@@ -433,8 +465,9 @@ def run_fidelity(
                     for c, lead in enumerate(LEADS_12)}
         pr = precision_recall(f_test, f_gen, K_NN)
         memo = memorisation_report(x, cond.signals, pool_x, quantile=memo_q)
-        phys = physiology_report(x, FS_HZ, requested_hr_bpm=_requested_hr(cond))
-        consistency = _condition_consistency(featurize, x, cond, n_boot=n_boot, seed=seed)
+        requested = _requested_hr(cond) if spec.records is None else own_hr
+        phys = physiology_report(x, FS_HZ, requested_hr_bpm=requested)
+        consistency = None if asked is None else _condition_consistency(featurize, x, asked, n_boot=n_boot, seed=seed)
         hr_errors[spec.name] = phys.heart_rate_error_bpm
         samples[spec.name] = x
         report["generators"][spec.name] = {

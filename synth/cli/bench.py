@@ -144,7 +144,12 @@ def add_parsers(sub) -> None:
     ):
         p = bsub.add_parser(name, help=helptext)
         p.add_argument("--generator", action="append", required=True, metavar="CHECKPOINT|baseline:NAME",
-                       help="repeatable; baselines: " + ("real-train, ecgsyn, nearest" if name == "fidelity" else "linear"))
+                       help="repeatable; baselines: " + ("real-train, ecgsyn, nearest, deepfake-ecg (the published "
+                                                         "Pulse2Pulse generator; pip install 'synth[peers]'); "
+                                                         "records:DIR scores a folder of anyone's records (WFDB, NPZ, "
+                                                         "NPY, CSV, or a synth cohort; metadata.csv/conditions.csv "
+                                                         "with record,labels,hr columns gives what they were asked)"
+                                                         if name == "fidelity" else "linear"))
         if name == "reconstruct":
             p.add_argument("--leads", required=True, help="given leads, e.g. II,V1,V5 (or 3lead, 1lead:I)")
             p.add_argument("--samples", type=SAMPLES, default=1,

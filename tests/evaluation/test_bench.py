@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from synth.cli import main
@@ -152,3 +153,34 @@ def test_existing_out_dir_is_refused_without_force(tmp_path: Path, capsys):
     assert main([*args[:-4], str(report), *args[-3:]]) == 0
     assert main([*args[:-4], str(report), *args[-3:], "--force"]) == 0  # its own report: replaced
     assert (report / "report.json").exists() and not (report / "mine.txt").exists()
+
+
+def test_fidelity_scores_a_published_peer_and_a_folder_of_anyones_records(tmp_path: Path, capsys):
+    """baseline:deepfake-ecg (the published Pulse2Pulse generator, 8 leads at 500 Hz in µV) arrives as 12 leads
+    at 100 Hz in mV with lawful limb leads; records:DIR scores a folder of records as they are, with the labels
+    its metadata.csv says they were generated for."""
+    pytest.importorskip("deepfakeecg")
+    from synth.data.ptbxl import PTBXL
+    from synth.data.writers import write_record
+
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    train = PTBXL(SAMPLE, 100).split("train")
+    rows = ["record,labels,hr"]
+    for k in range(8):  # someone's "generated" records: real training records written as 8-lead NPZ
+        rec = train[k].select(["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"])
+        write_record(rec, folder / f"gen{k}.npz")
+        rows.append(f"gen{k},\"{','.join(train.metadata(train.ecg_ids[k])['superclasses'])}\",70")
+    (folder / "metadata.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "fid"
+    assert main(_fidelity_args(out, tmp_path / "cache", "baseline:deepfake-ecg", f"records:{folder}", n=6)) == 0
+    report = json.loads((out / "report.json").read_text())
+    peer, theirs = report["generators"]["baseline:deepfake-ecg"], report["generators"]["records:theirs"]
+    assert max(peer["physiology"]["lead_law_rms_mv_mean"].values()) < 1e-5  # derived limb leads obey the laws
+    assert np.isfinite(peer["fd"]["fd"]["estimate"]) and "deepfake-ecg" in peer["how"]
+    assert theirs["condition_consistency"] is not None and "6 records from" in theirs["how"]
+    assert max(theirs["physiology"]["lead_law_rms_mv_mean"].values()) < 1e-5
+    assert theirs["physiology"]["heart_rate_mae_bpm"] >= 0
+    capsys.readouterr()
+    assert main(_fidelity_args(tmp_path / "f2", tmp_path / "cache", f"records:{tmp_path / 'nothing'}")) == 2
+    assert "names no folder" in capsys.readouterr().err

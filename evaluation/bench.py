@@ -34,6 +34,10 @@ BASELINES_FIDELITY = ("real-train", "ecgsyn", "nearest", "deepfake-ecg")
 BASELINES_RECONSTRUCT = ("linear",)
 ALL_BASELINES = BASELINES_FIDELITY + BASELINES_RECONSTRUCT
 CLASSIFIER_NAME = "ecg_classifier_ptbxl"  # under the checkpoints folder (synth.tasks.common.checkpoints_root)
+#: The classifier of every statement report2ecg is conditioned on (subclasses, rhythms): per-label consistency.
+STATEMENTS_CLASSIFIER_NAME = "ecg_classifier_ptbxl_statements"
+#: A label enters the per-label consistency macro average with at least this many positives among the records.
+MIN_POSITIVES = 5
 PCA_DIM = 16  # components per lead; fixed in advance, not tuned on any fold
 PCA_FIT_MAX = 2000  # training records the PCA basis is fitted on (disjoint from the floor's records)
 K_NN = 3  # Kynkäänniemi et al. 2019
@@ -349,6 +353,32 @@ def _condition_consistency(featurize, x: np.ndarray, cond: Conditions, *, n_boot
             "positives": dict(zip(shared, labels.sum(axis=0).astype(int)))}
 
 
+def _statement_consistency(scorer, x: np.ndarray, statements: list[list[str]], *, n_boot: int,
+                           seed: int) -> dict | None:
+    """Per-label condition consistency over every statement the ``scorer`` classifier knows (superclasses,
+    subclasses, rhythms): its AUROC for each label requested of the records (the real records' statements, which
+    every prompt carries in its report and, for models that know them, its labels), scored on what was generated.
+    The macro average takes the labels with at least :data:`MIN_POSITIVES` positives."""
+    import torch
+
+    from evaluation.utility import macro_auroc_ci, per_class_auroc
+
+    classes = list(scorer.cfg.classes)
+    labels = np.array([[1.0 if c in s else 0.0 for c in classes] for s in statements], dtype=np.float32)
+    positives = labels.sum(axis=0)
+    keep = [k for k in range(len(classes)) if MIN_POSITIVES <= positives[k] < len(labels)]
+    if not keep:
+        return None
+    with torch.no_grad():
+        scores = np.concatenate([scorer.predict(torch.from_numpy(np.ascontiguousarray(x[i:i + 128], np.float32)))
+                                 .numpy() for i in range(0, len(x), 128)])
+    ci = macro_auroc_ci(scores[:, keep], labels[:, keep], n_boot=n_boot, seed=seed)
+    per = per_class_auroc(scores[:, keep], labels[:, keep])
+    return {"macro_auroc": ci.as_dict(), "labels": [classes[k] for k in keep],
+            "per_label_auroc": {classes[k]: float(v) for k, v in zip(keep, per)},
+            "positives": {classes[k]: int(positives[k]) for k in keep}}
+
+
 def _concat_features(pca, x: np.ndarray) -> np.ndarray:
     f = pca.transform(x)  # (N, C, d)
     return f.reshape(len(f), -1)
@@ -394,6 +424,11 @@ def run_fidelity(
     if features is not None:
         extractor = load_feature_extractor(features)
         feature_note = f"classifier features from {features}"
+    statements_scorer = None
+    if (checkpoints_root() / STATEMENTS_CLASSIFIER_NAME / "config.json").exists():
+        from evaluation.classifier import load_classifier
+
+        statements_scorer = load_classifier(checkpoints_root() / STATEMENTS_CLASSIFIER_NAME)
 
     rng = np.random.default_rng(seed)
     scored_x = _load(scored, cache_dir, progress)
@@ -468,6 +503,8 @@ def run_fidelity(
         requested = _requested_hr(cond) if spec.records is None else own_hr
         phys = physiology_report(x, FS_HZ, requested_hr_bpm=requested)
         consistency = None if asked is None else _condition_consistency(featurize, x, asked, n_boot=n_boot, seed=seed)
+        per_label = None if statements_scorer is None or spec.records is not None else _statement_consistency(
+            statements_scorer, x, cond.statements, n_boot=n_boot, seed=seed)
         hr_errors[spec.name] = phys.heart_rate_error_bpm
         samples[spec.name] = x
         report["generators"][spec.name] = {
@@ -478,9 +515,13 @@ def run_fidelity(
             "memorisation": memo.as_dict(),
             "physiology": phys.as_dict(),
             "condition_consistency": consistency,
+            "statement_consistency": per_label,
         }
     report["real_reference"]["condition_consistency"] = _condition_consistency(featurize, cond.signals, cond,
                                                                                n_boot=n_boot, seed=seed)
+    if statements_scorer is not None:
+        report["real_reference"]["statement_consistency"] = _statement_consistency(
+            statements_scorer, cond.signals, cond.statements, n_boot=n_boot, seed=seed)
     report["wall_s"] = time.perf_counter() - t0
     report = _jsonable(report)
     from evaluation.report import fidelity_markdown, plot_fd, plot_hr_errors, plot_overlay

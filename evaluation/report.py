@@ -150,6 +150,27 @@ def fidelity_markdown(r: dict) -> str:
                 lines.append(cc_row(name, g["condition_consistency"]))
         counts = ", ".join(f"{k} {v}" for k, v in cc_real["positives"].items())
         lines += ["", f"Records requesting each class: {counts}."]
+    st_real = r["real_reference"].get("statement_consistency")
+    if st_real:
+        labels = st_real["labels"]
+        lines += [
+            "", "## Condition consistency per statement", "",
+            f"The statements classifier's AUROC for each label requested (superclasses, diagnostic subclasses, "
+            f"rhythms with at least {min(st_real['positives'].values())} positives among the records), scored on "
+            "what was generated; macro average with its bootstrap 95% interval. Real records: the ceiling.", "",
+            "| generator | macro AUROC | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels),
+        ]
+
+        def st_row(name: str, c: dict) -> str:
+            return (f"| {name} | {_ci(c['macro_auroc'])} | "
+                    + " | ".join(_f(c["per_label_auroc"].get(k)) for k in labels) + " |")
+
+        lines.append(st_row(f"real {r['split']} (ceiling)", st_real))
+        for name, g in gens.items():
+            if g.get("statement_consistency"):
+                lines.append(st_row(name, g["statement_consistency"]))
+        lines += ["", "Records requesting each label: " + ", ".join(f"{k} {v}" for k, v in
+                                                                     st_real["positives"].items()) + "."]
     lines += ["", "## Generators", ""]
     for name, g in gens.items():
         lines.append(f"- **{name}**: {g['how']} ({g['generation_s']:.1f} s to generate).")

@@ -54,7 +54,12 @@ def per_class_auroc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     if valid.any():
         with warnings.catch_warnings():  # classes without positives are masked out above
             warnings.simplefilter("ignore", UserWarning)
-            auc = multilabel_auroc(torch.from_numpy(s), torch.from_numpy(y), num_labels=s.shape[1], average=None)
+            if s.shape[1] == 1:  # torchmetrics' multilabel form needs two labels or more
+                from torchmetrics.functional.classification import binary_auroc
+
+                auc = binary_auroc(torch.from_numpy(s[:, 0]), torch.from_numpy(y[:, 0]))[None]
+            else:
+                auc = multilabel_auroc(torch.from_numpy(s), torch.from_numpy(y), num_labels=s.shape[1], average=None)
         out[valid] = auc.numpy()[valid]
     return out
 

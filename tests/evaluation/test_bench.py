@@ -60,6 +60,10 @@ def test_fidelity_writes_report_with_fd_floor_and_intervals(fidelity_run: Path):
     report = json.loads((fidelity_run / "report.json").read_text())
     assert report["n"] == 6 and report["split"] == "test"
     assert set(report["generators"]) == {"baseline:real-train", "baseline:ecgsyn", "baseline:nearest"}
+    statements = report["real_reference"]["statement_consistency"]  # the shipped statements classifier
+    assert statements is not None and all(v >= 5 for v in statements["positives"].values())
+    _interval(statements["macro_auroc"])
+    assert "per statement" in (fidelity_run / "report.md").read_text()
     floors = set()
     for g in report["generators"].values():
         _interval(g["fd"]["fd"])

@@ -119,3 +119,10 @@ def test_pipeline_is_deterministic_under_a_seed(tiny_sets):
               budget=TrainBudget(steps=20, batch_size=16), n_boot=20)
     first = utility_table(tiny_classifier, seed=5, **kw).as_dict()
     assert utility_table(tiny_classifier, seed=5, **kw).as_dict() == first
+
+
+def test_a_single_label_has_an_auroc_too():
+    from evaluation.utility import per_class_auroc
+
+    scores = np.array([[0.1], [0.9], [0.8], [0.2]], dtype=np.float32)
+    assert per_class_auroc(scores, np.array([[0], [1], [1], [0]])).tolist() == [1.0]

@@ -499,7 +499,10 @@ def run_fidelity(
         per_lead = {lead: fd_with_floor(p_gen[:, c], p_test[:, c], p_floor[:, c], n=n, n_boot=n_boot, seed=seed)
                     for c, lead in enumerate(LEADS_12)}
         pr = precision_recall(f_test, f_gen, K_NN)
+        # A copy is near its training record in both distances; euclidean alone also finds quiet (low-voltage)
+        # records near every quiet training record (seen on fold 9: different beats, same low amplitude).
         memo = memorisation_report(x, cond.signals, pool_x, quantile=memo_q)
+        memo_cos = memorisation_report(x, cond.signals, pool_x, quantile=memo_q, metric="cosine")
         requested = _requested_hr(cond) if spec.records is None else own_hr
         phys = physiology_report(x, FS_HZ, requested_hr_bpm=requested)
         consistency = None if asked is None else _condition_consistency(featurize, x, asked, n_boot=n_boot, seed=seed)
@@ -512,7 +515,8 @@ def run_fidelity(
             "fd": fd.as_dict(),
             "fd_per_lead": {lead: v.as_dict() for lead, v in per_lead.items()},
             "precision_recall": pr.as_dict(),
-            "memorisation": memo.as_dict(),
+            "memorisation": {**memo.as_dict(), "copies": memo.copies and memo_cos.copies,
+                             "euclidean_flag": memo.copies, "cosine": memo_cos.as_dict()},
             "physiology": phys.as_dict(),
             "condition_consistency": consistency,
             "statement_consistency": per_label,

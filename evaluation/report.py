@@ -97,14 +97,20 @@ def fidelity_markdown(r: dict) -> str:
         f"per lead); generated records much nearer than real {r['split']} records are copies. `below` = fraction of "
         f"generated records nearer than the {r['memorisation_quantile']:.3g} quantile of the real {r['split']} "
         f"distances (about {r['memorisation_quantile']:.3g} for a generator that does not copy; higher is worse). "
-        "baseline:real-train and baseline:nearest *are* training records, so they are flagged by design.", "",
-        "| generator | median distance (gen) | median distance (real) | below | expected | p | copies |",
-        "|---|---|---|---|---|---|---|",
+        "baseline:real-train and baseline:nearest *are* training records, so they are flagged by design. The same "
+        "with the cosine distance (1 − cosine similarity, which ignores amplitude, so a rescaled copy is caught "
+        "too); `copies` needs both: the RMS distance alone also brings quiet, low-voltage records near every quiet "
+        "training record.", "",
+        "| generator | median RMS (gen) | median RMS (real) | below (RMS) | median cosine (gen) | median cosine (real) | "
+        "below (cosine) | expected | copies |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, g in gens.items():
         m = g["memorisation"]
+        c = m.get("cosine", {})
         lines.append(f"| {name} | {_f(m['median_generated'])} | {_f(m['median_test'])} | {_f(m['fraction_below'])} | "
-                     f"{_f(m['expected_fraction'])} | {_f(m['p_value'])} | {_f(m['copies'])} |")
+                     f"{_f(c.get('median_generated'))} | {_f(c.get('median_test'))} | {_f(c.get('fraction_below'))} | "
+                     f"{_f(m['expected_fraction'])} | {_f(m['copies'])} |")
     phys_real = r["real_reference"]["physiology"]
     lines += [
         "", "## Physiology", "",

@@ -1,0 +1,99 @@
+"""FD against the number of network evaluations of a report → 12-lead checkpoint, to choose its default steps.
+
+    python benchmarks/fd_vs_steps.py --generator checkpoints/report2ecg --split val --n 300 \\
+        --steps 1 2 4 8 16 32 64 --guidance-scale 2 --out benchmarks/results/fd_vs_steps_val
+
+The same ``n`` conditions of ``split`` (English report, labels, age, sex, measured heart rate of real records) are
+generated at every step count with the same per-chunk seeds; FD in the shipped classifier's feature space against
+those real records, beside its floor (``n`` fresh training records), with bootstrap intervals; plus the
+superclass condition consistency, heart-rate error and seconds per ECG on this machine. Network evaluations per
+record = Euler steps × (2 with classifier-free guidance, else 1). The rule the project uses (issue #13): the
+default is the fewest evaluations whose FD lies within 10 % of the FD at the most evaluations; choose on fold 9
+(``--split val``), then report fold 10 once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    import numpy as np
+
+    from evaluation import bench
+    from evaluation.frechet import fd_with_floor
+    from evaluation.physiology import physiology_report
+    from synth.outputs import staged_folder
+    from synth.tasks.common import checkpoints_root
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--generator", required=True, help="report → 12-lead export folder")
+    ap.add_argument("--data", default=None, help="PTB-XL folder (default ../shared/data/ptbxl, else the sample)")
+    ap.add_argument("--split", default="val", choices=("val", "test"))
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
+    ap.add_argument("--guidance-scale", type=float, default=2.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--n-boot", type=int, default=200)
+    ap.add_argument("--cache-dir", default=".cache/ptbxl")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--force", action="store_true")
+    args = ap.parse_args()
+    started = time.perf_counter()
+    bench._check_out(Path(args.out), args.force)
+    data_root = Path(args.data) if args.data else bench.default_data_root()
+    ds, scored, train = bench._open(data_root, args.split, args.n, minimum=bench.K_NN + 2)
+    rng = np.random.default_rng(args.seed)
+    scored_x, train_x = bench._load(scored, args.cache_dir, True), bench._load(train, args.cache_dir, True)
+    index = np.sort(rng.choice(len(scored), args.n, replace=False))
+    cond = bench._conditions(scored, scored_x, index, True)
+    floor_x = np.asarray(train_x[np.sort(rng.permutation(len(train))[: args.n])], dtype=np.float32)
+    featurize = bench.load_feature_extractor(checkpoints_root() / bench.CLASSIFIER_NAME)
+    f_test, f_floor = featurize(cond.signals), featurize(floor_x)
+    spec = bench.parse_generator(args.generator, allowed=bench.BASELINES_FIDELITY)
+    model = bench._load_model(spec)
+    rows = []
+    for steps in args.steps:
+        t0 = time.perf_counter()
+        x = bench._sample_checkpoint(model, lambda r: bench._checkpoint_condition(model, cond, r), args.n,
+                                     bench._generator_seed(args.seed, spec), args.batch_size, steps,
+                                     f"{steps} steps", True, args.guidance_scale)
+        seconds = time.perf_counter() - t0
+        fd = fd_with_floor(featurize(x), f_test, f_floor, n=args.n, n_boot=args.n_boot, seed=args.seed)
+        cc = bench._condition_consistency(featurize, x, cond, n_boot=args.n_boot, seed=args.seed)
+        phys = physiology_report(x, bench.FS_HZ, requested_hr_bpm=bench._requested_hr(cond)).as_dict()
+        nfe = steps * (1 if args.guidance_scale == 1.0 else 2)
+        rows.append({"steps": steps, "nfe": nfe, "fd": fd.as_dict()["fd"], "fd_floor": fd.as_dict()["fd_floor"],
+                     "condition_consistency": cc["macro_auroc"] if cc else None,
+                     "hr_mae_bpm": phys.get("heart_rate_mae_bpm"), "seconds_per_ecg": seconds / args.n})
+        print(f"{steps:>3} steps ({nfe:>3} NFE): FD {rows[-1]['fd']['estimate']:.2f} "
+              f"[{rows[-1]['fd']['low']:.2f}, {rows[-1]['fd']['high']:.2f}], {seconds / args.n:.3f} s/ECG", flush=True)
+    most = max(rows, key=lambda r: r["nfe"])
+    within = [r for r in rows if r["fd"]["estimate"] <= 1.10 * most["fd"]["estimate"]]
+    chosen = min(within, key=lambda r: r["nfe"])
+    report = {"generator": args.generator, "split": args.split, "n": args.n, "guidance_scale": args.guidance_scale,
+              "seed": args.seed, "rows": rows, "rule": "fewest NFE with FD within 10 % of the FD at the most NFE",
+              "chosen_steps": chosen["steps"], "wall_s": time.perf_counter() - started}
+    lines = [f"# FD vs network evaluations: `{args.generator}` on PTB-XL {args.split} (n = {args.n}, guidance "
+             f"{args.guidance_scale:g})", "",
+             "| Euler steps | NFE | FD [95 % CI] | floor | consistency (macro AUROC) | HR MAE (bpm) | s/ECG (this CPU) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cc = r["condition_consistency"]
+        lines.append(f"| {r['steps']} | {r['nfe']} | {r['fd']['estimate']:.2f} [{r['fd']['low']:.2f}, "
+                     f"{r['fd']['high']:.2f}] | {r['fd_floor']['estimate']:.2f} | "
+                     f"{'' if cc is None else format(cc['estimate'], '.3f')} | {r['hr_mae_bpm']:.1f} | "
+                     f"{r['seconds_per_ecg']:.3f} |")
+    lines += ["", f"Rule: {report['rule']} → **{chosen['steps']} steps** ({chosen['nfe']} NFE)."]
+    with staged_folder(args.out, overwrite=args.force) as stage:
+        (stage / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        (stage / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"chosen: {chosen['steps']} steps; report in {args.out}/report.md ({report['wall_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from synth.data.bidmc import BIDMC
-from synth.data.leads import LEADS_12, leads_for_channels
+from synth.data.leads import LEADS_12
 from synth.data.plot import plot_ecg
 from synth.data.ptbxl import PTBXL
 from synth.data.record import Record
@@ -104,20 +104,19 @@ def run_demo(out: Path, *, seed: int = 0) -> dict:
 
 
 def _demo_generate(model, folder: Path, seed: int, figures: dict) -> list[str]:
-    import torch
-
-    from synth.tasks.generate import Prompt, build_condition, stack_conditions
+    from synth.tasks.common import model_leads
+    from synth.tasks.generate import Prompt, batches_of, build_condition, sample_batch
 
     folder.mkdir()
-    leads = leads_for_channels(model.cfg.signal.channels)
+    leads = model_leads(model)
     fs = float(model.cfg.signal.fs_hz)
     prompts = [Prompt(report=report, hr=hr, n=RECORDS_PER_PROMPT, seed=seed) for report, hr in DEMO_PROMPTS]
     counts = [p.n for p in prompts]
-    cond = stack_conditions([build_condition(model, p) for p in prompts], counts)
     _step(f"generating {sum(counts)} ECGs for {len(prompts)} reports (English and German), one batch")
-    with torch.no_grad():  # one batch for every prompt: a quarter of the network calls of one batch per prompt
-        x = model.sample(cond, sum(counts), guidance_scale=GUIDANCE_SCALE,
-                         generator=torch.Generator().manual_seed(seed)).cpu().numpy()
+    # One batch for every prompt: a quarter of the network calls of one batch per prompt.
+    (items,) = batches_of(prompts, sum(counts))
+    x, _ = sample_batch(model, prompts, [build_condition(model, p) for p in prompts], items,
+                        guidance_scale=GUIDANCE_SCALE)
     measured = _heart_rates(x, fs)
     rows, table, k = [], [], 0
     for i, prompt in enumerate(prompts):

@@ -326,7 +326,8 @@ def _recover_folder(final: Path, staging: Path, old: Path, resume_key: str | Non
 
 @contextlib.contextmanager
 def staged_folder(path: str | os.PathLike, *, overwrite: bool = False, resume_key: str | None = None,
-                  owned: Callable[[Path], str | None] | None = None, marker: dict | None = None) -> Iterator[Path]:
+                  owned: Callable[[Path], str | None] | None = None, marker: dict | None = None,
+                  mark: bool = True) -> Iterator[Path]:
     """Yield a staging folder for the output folder ``path``; on success it replaces ``path`` (see module doc).
 
     Args:
@@ -336,6 +337,7 @@ def staged_folder(path: str | os.PathLike, *, overwrite: bool = False, resume_ke
         owned: ``owned(folder) -> reason or None``: a different test of what may be replaced (tools that replace
             checkpoint folders, which carry no marker).
         marker: extra fields for the :data:`MARKER` file.
+        mark: write the marker (tools that ship checkpoints into the repository, with their own ``owned``, do not).
 
     An exception inside the block leaves ``path`` as it was and removes the staging folder (kept when
     ``resume_key`` is set, so the rerun continues).
@@ -364,7 +366,8 @@ def staged_folder(path: str | os.PathLike, *, overwrite: bool = False, resume_ke
             if resume_key is None or isinstance(err, SynthError) or not work:
                 shutil.rmtree(staging, ignore_errors=True)
             raise
-        write_marker(staging, **(marker or {}))  # before the staging marker goes: one of them is always there
+        if mark:
+            write_marker(staging, **(marker or {}))  # before the staging marker goes: one of them is always there
         (staging / STAGING_MARKER).unlink(missing_ok=True)
         os.chmod(staging, 0o777 & ~_umask())
         _refuse_existing(final, overwrite, is_folder=True, owned=owned)  # changed by hand while we worked?

@@ -53,10 +53,12 @@ def main() -> None:
     args = ap.parse_args()
     readme = Path(args.dst) / "README.md"
     card = readme.read_text(encoding="utf-8") if readme.is_file() else None  # keep a hand-written card
-    with staged_folder(args.dst, overwrite=args.force, owned=shipped_checkpoint_refusal) as tmp:
+    with staged_folder(args.dst, overwrite=args.force, owned=shipped_checkpoint_refusal, mark=False) as tmp:
         convert(Path(args.src), tmp)
         if card is not None:
             (tmp / "README.md").write_text(card, encoding="utf-8")
+        for path in tmp.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)  # shipped files are readable by everyone
     size = sum(p.stat().st_size for p in Path(args.dst).rglob("*") if p.is_file())
     print(f"wrote {args.dst} ({size / 1e6:.2f} MB)")
 

@@ -214,10 +214,10 @@ def check_output_rate(model, fs_hz: float | None, upsampler=None) -> None:
 
     to_fs = check_upsampler(upsampler)
     model_fs = float(model.cfg.signal.fs_hz)
-    same_leads = upsampler.cfg.signal.channels == model.cfg.signal.channels
+    same_leads = upsampler.cfg.signal.channels == len(model_leads(model))
     if model_fs != UPSAMPLE_FROM_HZ or float(fs_hz) != to_fs or not same_leads:
         raise DataError(f"the upsampler takes 12 leads at {UPSAMPLE_FROM_HZ:g} Hz to {to_fs:g} Hz; this model makes "
-                        f"{model.cfg.signal.channels} channels at {model_fs:g} Hz and {float(fs_hz):g} Hz was asked",
+                        f"{len(model_leads(model))} leads at {model_fs:g} Hz and {float(fs_hz):g} Hz was asked",
                         hint=f"use --fs {to_fs:g}, or --upsampler polyphase to resample with a filter")
 
 

@@ -7,6 +7,10 @@ cut into non-overlapping windows (8 s by default) and compared per window:
 - **RMSE** of the z-scored windows (BIDMC's ECG is not calibrated in mV, so amplitudes are compared after
   standardising each window; 0 is perfect, sqrt(2) is what two unrelated signals give).
 - **HR error**: |heart rate of the generated window − heart rate of the recorded one| (bpm), from R-peaks.
+- **R-peak timing**: every recorded R-peak is matched to the nearest generated one within ±150 ms (a beat's
+  worth of tolerance at most heart rates, well beyond a QRS width); the median and 90th percentile of
+  |Δt| (ms, lower is better) over matched beats, and the share of recorded beats matched (higher is better). It
+  asks the question r only implies: is each QRS drawn where the real one is?
 
 With ``twelve_lead`` every generator's lead II (amplitude-normalised like the PPG model's training target) also
 goes through the lead-reconstruction model to all 12 leads, as ``synth ppg2ecg --twelve-lead`` does, and the
@@ -36,6 +40,29 @@ from synth.outputs import staged_folder
 BASELINES = ("linear",)
 WINDOW_S = 8.0
 FIR_HALF_S = 0.6
+#: A recorded R-peak counts as drawn when a generated one lies within this (s).
+MATCH_S = 0.15
+
+
+def rpeak_timing(generated: np.ndarray, recorded: np.ndarray, fs_hz: float, *, tolerance_s: float = MATCH_S
+                 ) -> tuple[np.ndarray, int]:
+    """|Δt| (ms) of each recorded R-peak to the nearest generated one within ``tolerance_s`` (matched beats only)
+    and the number of recorded R-peaks; both ``(T,)`` signals of one recording at ``fs_hz``."""
+    from evaluation.physiology import detect_r_peaks
+
+    try:
+        real = detect_r_peaks(np.nan_to_num(recorded), fs_hz)
+        made = detect_r_peaks(np.nan_to_num(generated), fs_hz)
+    except DataError:
+        return np.empty(0), 0
+    if len(real) == 0:
+        return np.empty(0), 0
+    if len(made) == 0:
+        return np.empty(0), len(real)
+    k = np.clip(np.searchsorted(made, real), 1, len(made) - 1)
+    nearest = np.where(np.abs(made[k] - real) < np.abs(made[k - 1] - real), made[k], made[k - 1])
+    dt = np.abs(nearest - real) / fs_hz * 1000.0
+    return dt[dt <= tolerance_s * 1000.0], len(real)
 
 
 def _z(x: np.ndarray) -> np.ndarray:
@@ -66,6 +93,14 @@ class LinearPPGBaseline:
 
     def predict(self, ppg: np.ndarray) -> np.ndarray:
         return (self._design(ppg) @ self.weights).astype(np.float32)
+
+
+def _median(v: np.ndarray) -> float:
+    return float(np.median(v)) if len(v) else float("nan")
+
+
+def _quantile(v: np.ndarray, q: float) -> float:
+    return float(np.quantile(v, q)) if len(v) else float("nan")
 
 
 def _windows(x: np.ndarray, width: int) -> np.ndarray:
@@ -183,12 +218,15 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
                 gen[s] = _windows(full[s], width)
             how = (f"synth.tasks.ppg2ecg with {folder}: {model.cfg.signal.length}-sample windows crossfaded, "
                    f"{steps or model.process.default_steps} Euler steps, mean of {samples} sample(s)")
-        r_by, rmse_by, hr_by = {}, {}, {}
+        r_by, rmse_by, hr_by, dt_by, matched_by = {}, {}, {}, {}, {}
         for s in truth:
             a, b = _z(gen[s]), _z(truth[s])
             r_by[s] = np.mean(a * b, axis=1)
             rmse_by[s] = np.sqrt(np.mean((a - b) ** 2, axis=1))
             hr_by[s] = np.abs(heart_rate(gen[s][:, None], FS_HZ) - heart_rate(truth[s][:, None], FS_HZ))
+            dt, beats = rpeak_timing(full[s], np.nan_to_num(records[s].channel("II")), FS_HZ)
+            dt_by[s] = dt
+            matched_by[s] = np.r_[np.ones(len(dt)), np.zeros(beats - len(dt))]
         finite_mean = lambda v: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")  # noqa: E731
         report["generators"][text] = {
             "how": how, "seconds": time.perf_counter() - start,
@@ -197,6 +235,10 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
             "hr_error_bpm": _cluster_ci(hr_by, finite_mean, n_boot, seed),
             "hr_missing_fraction": float(np.mean(np.concatenate([~np.isfinite(v) for v in hr_by.values()]))),
             "per_subject_r": {int(s): float(np.mean(v)) for s, v in r_by.items()},
+            "rpeak_error_ms_median": _cluster_ci(dt_by, _median, n_boot, seed),
+            "rpeak_error_ms_p90": _cluster_ci(dt_by, lambda v: _quantile(v, 0.9), n_boot, seed),
+            "beats_matched": _cluster_ci(matched_by, finite_mean, n_boot, seed),
+            "per_subject_rpeak_error_ms": {int(s): _median(v) for s, v in dt_by.items()},
         }
         if recon_model is not None:
             limb_by = {s: _limb_lead_r(recon_model, full[s], records[s], width, seed + 1000 * g + s)
@@ -245,10 +287,17 @@ def _markdown(r: dict) -> str:
              "r: Pearson correlation per window (higher is better). RMSE: of z-scored windows (lower is better; "
              "unrelated signals give about 1.41). HR error: bpm (lower is better). Brackets: cluster-bootstrap 95% "
              "intervals over subjects.", "",
-             "| generator | r | RMSE (z) | HR error (bpm) | HR not found |", "|---|---|---|---|---|"]
+             "R-peak timing: |Δt| of each recorded R-peak to the nearest generated one within ±150 ms (ms, median "
+             "and 90th percentile over matched beats; lower is better) and the share of recorded beats matched.", "",
+             "| generator | r | RMSE (z) | HR error (bpm) | HR not found | R-peak error median (ms) | 90th pct (ms) | "
+             "beats matched |", "|---|---|---|---|---|---|---|---|"]
     for name, g in r["generators"].items():
         lines.append(f"| {name} | {ci(g['pearson_r'])} | {ci(g['rmse_z'])} | {ci(g['hr_error_bpm'])} | "
-                     f"{g['hr_missing_fraction']:.2f} |")
+                     f"{g['hr_missing_fraction']:.2f} | {ci(g['rpeak_error_ms_median'])} | "
+                     f"{ci(g['rpeak_error_ms_p90'])} | {ci(g['beats_matched'])} |")
+    lines += ["", "Per subject (r, median R-peak error ms): " + "; ".join(
+        f"{name}: " + ", ".join(f"{s} {g['per_subject_r'][s]:.2f}/{g['per_subject_rpeak_error_ms'][s]:.0f}"
+                                for s in g["per_subject_r"]) for name, g in r["generators"].items())]
     if "twelve_lead" in r:
         t = r["twelve_lead"]
         leads = ", ".join(f"{s}: {'/'.join(v)}" for s, v in t["leads"].items())

@@ -240,6 +240,22 @@ def timing_summary(videos: Tensor, fps: float, r_s: list[np.ndarray], t_end_s: l
 # -- paired fidelity -----------------------------------------------------------------------------------------------
 
 
+def join_change(video: Tensor | np.ndarray, joins: list[int]) -> dict[str, float]:
+    """How visible the joins of a clip made of windows are: the mean absolute change from frame ``j - 1`` to
+    ``j`` at each join, against the same change between any other two consecutive frames (intensity units of
+    [-1, 1] video, averaged over pixels). ``ratio`` = join change / median other change: about 1 for an
+    invisible join, several times more at a cut."""
+    v = torch.as_tensor(video).float()
+    v = v.reshape(-1, *v.shape[-3:])[0] if v.ndim > 4 else v  # (F, H, W) of the first channel / clip
+    v = v[0] if v.ndim == 4 else v
+    change = (v[1:] - v[:-1]).abs().mean(dim=(1, 2)).numpy()  # (F - 1,): change into frame k + 1
+    at = np.array([change[j - 1] for j in joins if 0 < j < len(v)])
+    others = np.delete(change, [j - 1 for j in joins if 0 < j < len(v)])
+    typical = float(np.median(others)) if len(others) else float("nan")
+    return {"join_change": float(at.mean()) if len(at) else float("nan"), "other_change_median": typical,
+            "ratio": float(at.mean() / typical) if len(at) and typical > 0 else float("nan"), "joins": int(len(at))}
+
+
 def ssim_psnr(generated: Tensor, target: Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Per-clip SSIM and PSNR (dB) of (N, 1, F, H, W) clips in [-1, 1], computed per frame in [0, 1] and averaged."""
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure

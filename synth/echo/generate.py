@@ -65,8 +65,32 @@ def layout(model) -> ClipLayout:
     return ClipLayout(frames=sig.length, fps=sig.fs_hz, ecg_fs_hz=100.0, ecg_samples=ecg.length)
 
 
-def ecg_condition(record: Record, lay: ClipLayout, *, start_s: float = 0.0, windows: int = 1) -> Tensor:
-    """(windows, 12, T) mV: consecutive ECG windows of one clip each, from ``start_s``, resampled to 100 Hz."""
+#: Time steps of tokens a window shares with the one before it when a clip runs longer than one window (2 × 4
+#: frames = 0.5 s at 16 fps): the later window is decoded around the earlier one's last codes, so it continues it.
+OVERLAP_TOKENS = 2
+
+
+def window_starts(frames: int, lay: ClipLayout, frames_per_token: int, *, available: int | None = None) -> list[int]:
+    """Start frames of the windows that cover ``frames`` frames, each sharing :data:`OVERLAP_TOKENS` token time
+    steps with the one before (fewer for a model with few; none for one with a single time step); with
+    ``available`` (frames the ECG covers) the last window is moved back to end within it (its overlap then grows
+    by whole token steps)."""
+    tokens = lay.frames // frames_per_token
+    overlap = min(OVERLAP_TOKENS, tokens - 1) * frames_per_token
+    step = lay.frames - overlap
+    starts = [0]
+    while starts[-1] + lay.frames < frames:
+        starts.append(starts[-1] + step)
+    if available is not None and starts[-1] + lay.frames > available and len(starts) > 1:
+        last = (available - lay.frames) // frames_per_token * frames_per_token
+        starts[-1] = max(last, starts[-2] + step if overlap == 0 else starts[-2] + frames_per_token)
+    return starts
+
+
+def ecg_condition(record: Record, lay: ClipLayout, *, start_s: float = 0.0, windows: int = 1,
+                  starts: list[int] | None = None) -> Tensor:
+    """(windows, 12, T) mV: ECG windows of one clip each, resampled to 100 Hz, from ``start_s``: consecutive, or
+    at the frame offsets ``starts`` (overlapping windows of a continuous clip)."""
     from synth.data.transforms import resample_record
 
     missing = [lead for lead in LEADS_12 if lead not in record.leads]
@@ -78,19 +102,63 @@ def ecg_condition(record: Record, lay: ClipLayout, *, start_s: float = 0.0, wind
     if not np.isfinite(x).all():
         raise DataError("the ECG contains NaN or inf samples", path=record.source)
     a = int(round(start_s * lay.ecg_fs_hz))
-    need = a + windows * lay.ecg_samples
+    offsets = [k * lay.ecg_samples for k in range(windows)] if starts is None else \
+        [int(round(s / lay.fps * lay.ecg_fs_hz)) for s in starts]
+    need = a + offsets[-1] + lay.ecg_samples
     if a < 0 or need > x.shape[1]:
-        raise DataError(f"{windows} clip(s) of {lay.duration_s:g} s from {start_s:g} s need {need / lay.ecg_fs_hz:.2f} s "
+        raise DataError(f"{len(offsets)} clip window(s) from {start_s:g} s need {need / lay.ecg_fs_hz:.2f} s "
                         f"of ECG; the record has {x.shape[1] / lay.ecg_fs_hz:.2f} s", path=record.source,
                         hint="use fewer --frames or an earlier --start")
-    w = x[:, a:need].reshape(12, windows, lay.ecg_samples)
-    return torch.from_numpy(np.ascontiguousarray(w.transpose(1, 0, 2))).float()
+    w = np.stack([x[:, a + o : a + o + lay.ecg_samples] for o in offsets])  # (windows, 12, T)
+    return torch.from_numpy(np.ascontiguousarray(w)).float()
 
 
 def sample_videos(model, cond: dict, num_samples: int, *, steps: int | None = None, guidance_scale: float = 1.0,
                   generator: torch.Generator | None = None) -> Tensor:
     """(num_samples, 1, F, S, S) in [-1, 1] at the model's resolution."""
     return model.sample(cond, num_samples, steps=steps, guidance_scale=guidance_scale, generator=generator)
+
+
+def sample_continuous(model, ecg: Tensor, starts: list[int], lay: ClipLayout, *, ef: float | None,
+                      heart_rate: float | None, steps: int | None = None, guidance_scale: float = 1.0,
+                      generator: torch.Generator | None = None) -> Tensor:
+    """One continuous clip (1, C, F, S, S) in [-1, 1] from overlapping windows: window ``k`` (ECG ``ecg[k]``,
+    starting at frame ``starts[k]``) is decoded around the codes of the frames it shares with window ``k - 1``
+    (token continuation); over those shared frames the two decodings are crossfaded (the decoder sees each window
+    alone, so the frames at a window's edge differ a little from the same codes decoded mid-window)."""
+    tokenizer = model.autoencoder
+    f_tok = lay.frames // model.network.time_tokens  # frames per token time step
+    per_step = model.process_shape[0] // model.network.time_tokens  # tokens per time step
+    nan = float("nan")
+    clip, previous = None, None
+    for k, start in enumerate(starts):
+        cond = {"ecg": ecg[k : k + 1], "ef": torch.tensor([nan if ef is None else float(ef)]),
+                "heart_rate": torch.tensor([nan if heart_rate is None else float(heart_rate)])}
+        known = None
+        if previous is not None and starts[k - 1] + lay.frames > start:
+            shared = (starts[k - 1] + lay.frames - start) // f_tok  # token time steps in common
+            known = torch.full_like(previous, model.mask_id)
+            known[:, : shared * per_step] = previous[:, previous.shape[1] - shared * per_step :]
+        codes = model.sample_codes(cond, 1, steps=steps, guidance_scale=guidance_scale, generator=generator,
+                                   known=known)
+        video = tokenizer.decode(codes)  # (1, C, F, S, S)
+        if clip is None:
+            clip = video
+        elif starts[k - 1] + lay.frames <= start:  # no frames shared: side by side
+            clip = torch.cat([clip, video], dim=2)
+        else:
+            overlap = starts[k - 1] + lay.frames - start
+            ramp = ((torch.arange(overlap, dtype=video.dtype) + 0.5) / overlap).view(1, 1, -1, 1, 1)  # rising
+            blended = clip[:, :, -overlap:] * (1 - ramp) + video[:, :, :overlap] * ramp
+            clip = torch.cat([clip[:, :, :-overlap], blended, video[:, :, overlap:]], dim=2)
+        previous = codes
+    return clip
+
+
+def join_frames(starts: list[int], lay: ClipLayout) -> list[int]:
+    """Output frames of the joins of a continuous clip: every frame of the overlaps, where one window hands over
+    to the next."""
+    return [f for k in range(1, len(starts)) for f in range(starts[k], starts[k - 1] + lay.frames + 1)]
 
 
 def upsample(videos: Tensor, size: int = OUTPUT_SIZE) -> Tensor:
@@ -107,8 +175,9 @@ def generate_echo(record: Record, out: str | os.PathLike, *, model_dir: str | os
                   guidance_scale: float = DEFAULT_GUIDANCE,
                   filmstrip: bool = True, overwrite: bool = False) -> dict:
     """Write an H.264 MP4 (112×112) of the echo the model generates for ``record`` and a PNG filmstrip beside it
-    (``<out stem>.png``). ``frames`` beyond one clip chain consecutive ECG windows, each sampled on its own (a
-    visible cut may occur between clips). Returns a summary dict (paths, seconds, frames, fps)."""
+    (``<out stem>.png``). ``frames`` (default: the whole ECG from ``start_s``) beyond one window are made of
+    overlapping windows, each decoded around the codes it shares with the one before (:func:`sample_continuous`),
+    so the clip runs on without cuts. Returns a summary dict (paths, seconds, frames, fps, windows, joins)."""
     import time
 
     from synth.outputs import staged_files
@@ -138,34 +207,49 @@ def _generate_into(record: Record, out: Path, strip: Path | None, *, model_dir, 
 
     model = load_echo_model(model_dir)
     lay = layout(model)
-    frames = frames or lay.frames
-    windows = -(-frames // lay.frames)
-    ecg = ecg_condition(record, lay, start_s=start_s, windows=windows)
+    f_tok = lay.frames // max(1, model.network.time_tokens)
+    available = int((record.duration_s - start_s) * lay.fps + 1e-6)  # frames the ECG covers from --start
+    whole = frames is None
+    if whole:  # the whole ECG, as far as whole windows reach
+        frames = max(lay.frames, available)
+    starts = window_starts(frames, lay, f_tok, available=available if whole else None)
+    frames = min(frames, starts[-1] + lay.frames)
+    ecg = ecg_condition(record, lay, start_s=start_s, starts=starts)
+    shown = _record_ecg(record, lay, start_s, frames)  # (12, T) the ECG under the clip, for the filmstrip
     if heart_rate is None:
         from synth.echo.timing import beat_times
 
         try:
-            heart_rate = beat_times(rearrange(ecg, "n l t -> l (n t)").numpy(), lay.ecg_fs_hz).heart_rate_bpm
+            heart_rate = beat_times(shown, lay.ecg_fs_hz).heart_rate_bpm
         except DataError:
             heart_rate = None  # fewer than two beats in the window: leave heart rate to the ECG tokens
-    nan = float("nan")
-    cond = {"ecg": ecg, "ef": torch.full((windows,), nan if ef is None else float(ef)),
-            "heart_rate": torch.full((windows,), nan if heart_rate is None else float(heart_rate))}
     generator = torch.Generator().manual_seed(seed)
     t1 = time.time()
-    video = sample_videos(model, cond, windows, steps=steps, guidance_scale=guidance_scale, generator=generator)
+    video = sample_continuous(model, ecg, starts, lay, ef=ef, heart_rate=heart_rate, steps=steps,
+                              guidance_scale=guidance_scale, generator=generator)
     if not bool(torch.isfinite(video).all()):
         from synth.tasks.common import NonFiniteOutputError
 
         raise NonFiniteOutputError("the model produced NaN/inf frames; nothing was written",
                                    path=model_dir or DEFAULT_MODEL_NAME, hint="the checkpoint may be damaged")
-    video = upsample(video)  # (W, 1, F, 112, 112)
-    video = rearrange(video, "n c f h w -> c (n f) h w")[:, :frames]  # (1, frames, 112, 112)
+    video = upsample(video)[0, :, :frames]  # (1, frames, 112, 112)
     sample_s = time.time() - t1
     write_mp4(video, out, lay.fps, overwrite=True)
-    ecg_shown = rearrange(ecg, "n l t -> l (n t)")[:, : int(round(frames / lay.fps * lay.ecg_fs_hz))]
+    ecg_shown = torch.from_numpy(shown)
     if strip is not None:
         write_filmstrip(video, lay.fps, ecg_shown.numpy(), lay.ecg_fs_hz, strip,
                         title=f"synth echo: {Path(record.source or 'ECG').name}, seed {seed}"
                               + (f", EF {ef:g}%" if ef is not None else ""))
-    return {"frames": frames, "fps": lay.fps, "sample_seconds": sample_s, "heart_rate_bpm": heart_rate, "ef": ef}
+    joins = [j for j in join_frames(starts, lay) if j < frames]
+    return {"frames": frames, "fps": lay.fps, "sample_seconds": sample_s, "heart_rate_bpm": heart_rate, "ef": ef,
+            "windows": len(starts), "joins": joins}
+
+
+def _record_ecg(record: Record, lay: ClipLayout, start_s: float, frames: int) -> np.ndarray:
+    """(12, T) mV at the ECG rate the model reads, from ``start_s`` for ``frames`` frames."""
+    from synth.data.transforms import resample_record
+
+    rec = record if record.fs_hz == lay.ecg_fs_hz else resample_record(record, lay.ecg_fs_hz)
+    x = rec.signal[[rec.leads.index(lead) for lead in LEADS_12]]
+    a = int(round(start_s * lay.ecg_fs_hz))
+    return np.ascontiguousarray(x[:, a : a + int(round(frames / lay.fps * lay.ecg_fs_hz))])

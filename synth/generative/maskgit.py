@@ -101,17 +101,25 @@ def iterative_decode(
     choice_temperature: float = 4.5,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
+    known: Tensor | None = None,
 ) -> Tensor:
     """MaskGIT decoding (Chang et al. 2022, §3.2) from all-[MASK] to (num_samples, num_tokens) long codes.
 
-    steps: S iterations; after step i, ⌊γ((i + 1) / S) · N⌋ tokens stay masked (0 after the last), and at least
-    one new token is committed per step while any is masked. temperature: of the token sampling (0 = argmax).
-    choice_temperature: initial scale of the Gumbel noise added to the confidences, annealed linearly to 0.
+    steps: S iterations; after step i, ⌊γ((i + 1) / S) · M⌋ of the M free tokens stay masked (0 after the last),
+    and at least one new token is committed per step while any is masked. temperature: of the token sampling
+    (0 = argmax). choice_temperature: initial scale of the Gumbel noise added to the confidences, annealed
+    linearly to 0. known: (B, N) long, codes that are given (``mask_id`` elsewhere): they are kept and the rest is
+    decoded around them (inpainting, continuation), as the training masks let the network see known codes.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     device = torch.device(device)
     ids = torch.full((num_samples, num_tokens), mask_id, dtype=torch.long, device=device)  # (B, N)
+    if known is not None:
+        if tuple(known.shape) != (num_samples, num_tokens):
+            raise ValueError(f"known codes must be ({num_samples}, {num_tokens}), got {tuple(known.shape)}")
+        ids = known.to(device=device, dtype=torch.long).clone()
+    free = (ids == mask_id).sum(1)  # (B,) tokens to decode
     for i in range(steps):
         unknown = ids == mask_id  # (B, N)
         logits = logits_fn(ids).float()  # (B, N, K)
@@ -126,7 +134,7 @@ def iterative_decode(
         progress = (i + 1) / steps
         ratio = schedule(torch.tensor(progress, device=device))
         num_unknown = unknown.sum(1)  # (B,)
-        scheduled = torch.floor(ratio * num_tokens).long()
+        scheduled = torch.floor(ratio * free).long()  # (B,)
         keep_masked = torch.minimum(scheduled, num_unknown - 1).clamp(min=0)  # (B,): commit >= 1 per step
         noise = choice_temperature * (1.0 - progress) * _gumbel((num_samples, num_tokens), generator, device)
         confidence = torch.where(unknown, log_prob + noise, torch.full_like(log_prob, math.inf))  # (B, N)
@@ -201,6 +209,21 @@ class MaskGIT(GenerativeModel):
     ) -> Tensor:
         """(num_samples, C, T) float32 mV: codes decoded in ``steps`` MaskGIT iterations (default
         ``process.default_steps``), then through the tokenizer's decoder; ``guidance_scale`` mixes the logits."""
+        codes = self.sample_codes(cond, num_samples, steps=steps, guidance_scale=guidance_scale, generator=generator)
+        return self.to_signal(codes)
+
+    def sample_codes(
+        self,
+        cond: Cond,
+        num_samples: int,
+        *,
+        steps: int | None = None,
+        guidance_scale: float = 1.0,
+        generator: torch.Generator | None = None,
+        known: Tensor | None = None,
+    ) -> Tensor:
+        """(num_samples, N) long codes, decoded around the ``known`` ones when given (see :func:`iterative_decode`);
+        :meth:`to_signal` turns them into signals."""
         with self.eval_mode():
             c = self.encode_condition(cond, num_samples, train=False)
             u = self.conditioning.unconditional(num_samples) if guidance_scale != 1.0 else None
@@ -220,5 +243,6 @@ class MaskGIT(GenerativeModel):
                 choice_temperature=self.process.choice_temperature,
                 generator=generator,
                 device=self.device,
+                known=known,
             )
-        return self.to_signal(codes)
+        return codes

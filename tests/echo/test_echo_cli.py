@@ -54,7 +54,7 @@ def test_shipped_checkpoint_generates_from_a_shipped_ecg(tmp_path):
     out = tmp_path / "shipped.mp4"
     assert main(["echo", "--ecg", str(RECORD), "--out", str(out), "--ef", "35", "--seed", "0"]) == 0
     clip = read_video(out)
-    assert clip.video.shape == (1, 32, 112, 112) and clip.fps == pytest.approx(16.0)
+    assert clip.video.shape == (1, 160, 112, 112) and clip.fps == pytest.approx(16.0)  # the whole 10 s ECG
     assert float(clip.video.std()) > 0.05  # an image, not a flat field
 
 
@@ -65,7 +65,56 @@ def test_synth_echo_default_model_follows_synth_checkpoints(tiny_echo_model, tmp
     monkeypatch.setenv("SYNTH_CHECKPOINTS", str(root))
     out = tmp_path / "env.mp4"
     assert main(["echo", "--ecg", str(RECORD), "--out", str(out)]) == 0
-    assert read_video(out).video.shape[1] == 8  # the tiny model's 8 frames, not the shipped model's 32
+    assert read_video(out).video.shape[1] == 40  # the whole 10 s ECG at the tiny model's 4 fps
     monkeypatch.setenv("SYNTH_CHECKPOINTS", str(tmp_path / "empty"))
     assert main(["echo", "--ecg", str(RECORD), "--out", str(tmp_path / "none.mp4")]) == 2
     assert str(tmp_path / "empty" / "echo_maskgit") in capsys.readouterr().err
+
+
+def test_a_long_clip_continues_each_window_from_the_last_without_a_cut(tiny_echo_model):
+    """Window k is decoded around the codes it shares with window k - 1 (they are kept as they were) and the two
+    are crossfaded over those frames; the clip covers the asked frames."""
+    import torch
+
+    from synth.data.readers import read_record
+    from synth.echo.generate import ecg_condition, join_frames, layout, sample_continuous, window_starts
+
+    lay = layout(tiny_echo_model)
+    f_tok = lay.frames // tiny_echo_model.network.time_tokens
+    starts = window_starts(20, lay, f_tok)
+    assert starts == [0, 4, 8, 12] and join_frames(starts, lay)[:5] == [4, 5, 6, 7, 8]
+    record = read_record(RECORD)
+    seen = []
+    original = tiny_echo_model.sample_codes
+
+    def spy(*args, **kwargs):
+        codes = original(*args, **kwargs)
+        seen.append((kwargs.get("known"), codes))
+        return codes
+
+    tiny_echo_model.sample_codes = spy
+    try:
+        clip = sample_continuous(tiny_echo_model, ecg_condition(record, lay, starts=starts), starts, lay, ef=None,
+                                 heart_rate=None, generator=torch.Generator().manual_seed(0))
+    finally:
+        del tiny_echo_model.sample_codes
+    assert clip.shape[2] == starts[-1] + lay.frames and torch.isfinite(clip).all()
+    assert seen[0][0] is None
+    per_step = tiny_echo_model.process_shape[0] // tiny_echo_model.network.time_tokens
+    for (known, codes), (_, before) in zip(seen[1:], seen[:-1]):
+        shared = known != tiny_echo_model.mask_id
+        assert shared.sum() == per_step  # one token step in common for this 2-step model
+        assert torch.equal(codes[:, :per_step], before[:, -per_step:])  # continued, not redrawn
+
+
+def test_join_change_is_one_for_steady_motion_and_large_at_a_cut():
+    import torch
+
+    from evaluation.echo import join_change
+
+    t = torch.arange(40, dtype=torch.float32)
+    steady = torch.sin(t / 3)[:, None, None].expand(40, 8, 8) * 0.5
+    assert abs(join_change(steady, [10, 20])["ratio"] - 1.0) < 0.5
+    cut = steady.clone()
+    cut[20:] += 0.8
+    assert join_change(cut, [20])["ratio"] > 5

@@ -94,3 +94,20 @@ def test_maskgit_trains_on_the_frozen_tokenizer_codes_and_masks_only_some():
     codes_before = tokenizer.quantizer.codebook.clone()
     out.loss.backward()
     assert torch.equal(tokenizer.quantizer.codebook, codes_before)  # the frozen tokenizer's EMA does not move
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_known_codes_are_kept_and_the_schedule_runs_over_the_free_ones(steps):
+    known = torch.full((2, N_TOKENS), MASK, dtype=torch.long)
+    known[:, :5] = torch.arange(5) % K  # given, e.g. the frames shared with the window before
+    fn = Recorder()
+    out = iterative_decode(fn, 2, N_TOKENS, MASK, steps=steps, generator=torch.Generator().manual_seed(0),
+                           known=known)
+    assert torch.equal(out[:, :5], known[:, :5]) and not (out == MASK).any()
+    assert torch.equal(fn.seen[0], known)  # the network saw the given codes from the first step
+    free = N_TOKENS - 5
+    if steps > 1:
+        expected = math.floor(float(cosine_schedule(torch.tensor(1 / steps))) * free)
+        assert (fn.seen[1] == MASK).sum(1).tolist() == [expected] * 2
+    with pytest.raises(ValueError, match="known codes must be"):
+        iterative_decode(fn, 2, N_TOKENS, MASK, steps=1, known=known[:1])

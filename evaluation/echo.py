@@ -240,6 +240,47 @@ def timing_summary(videos: Tensor, fps: float, r_s: list[np.ndarray], t_end_s: l
 # -- paired fidelity -----------------------------------------------------------------------------------------------
 
 
+def pixel_features(videos: Tensor, size: int = 16) -> np.ndarray:
+    """Generic frame features that no trained network shapes: each frame area-averaged to ``size`` × ``size``
+    pixels and flattened ``(N·F, size²)`` (in [-1, 1])."""
+    v = torch.as_tensor(videos).float()
+    frames = v.reshape(-1, 1, *v.shape[-2:])  # (N·F, 1, H, W)
+    return torch.nn.functional.adaptive_avg_pool2d(frames, size).flatten(1).numpy().astype(np.float64)
+
+
+def random_cnn_features(videos: Tensor, *, seed: int = 0, width: int = 32) -> np.ndarray:
+    """Generic frame features of a fixed, randomly initialised CNN (4 stride-2 conv + ReLU layers, global mean and
+    standard deviation per channel; the same weights for every call with ``seed``): ``(N·F, 2·width)``. A random
+    network's features separate textures and shapes surprisingly well, with no training data behind them."""
+    gen = torch.Generator().manual_seed(seed)
+    layers, channels = [], 1
+    for _ in range(4):
+        conv = torch.nn.Conv2d(channels, width, 3, stride=2, padding=1)
+        with torch.no_grad():
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / (9 * channels)) ** 0.5)
+            conv.bias.zero_()
+        layers += [conv, torch.nn.ReLU()]
+        channels = width
+    net = torch.nn.Sequential(*layers).eval()
+    v = torch.as_tensor(videos).float()
+    frames = v.reshape(-1, 1, *v.shape[-2:])
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(frames), 256):
+            h = net(frames[i:i + 256])  # (B, width, h, w)
+            out.append(torch.cat([h.mean(dim=(2, 3)), h.std(dim=(2, 3), correction=0)], dim=1))
+    return torch.cat(out).numpy().astype(np.float64)
+
+
+def motion_statistics(videos: Tensor) -> dict[str, float]:
+    """Frame-to-frame motion of clips ``(N, C, F, H, W)``: the mean absolute change between consecutive frames
+    (intensity units of [-1, 1]) and its coefficient of variation over time (how pulsatile the motion is)."""
+    v = torch.as_tensor(videos).float()[:, 0]  # (N, F, H, W)
+    change = (v[:, 1:] - v[:, :-1]).abs().mean(dim=(2, 3))  # (N, F - 1)
+    return {"mean_change": float(change.mean()),
+            "change_cv": float((change.std(dim=1) / change.mean(dim=1).clamp_min(1e-9)).mean())}
+
+
 def join_change(video: Tensor | np.ndarray, joins: list[int]) -> dict[str, float]:
     """How visible the joins of a clip made of windows are: the mean absolute change from frame ``j - 1`` to
     ``j`` at each join, against the same change between any other two consecutive frames (intensity units of
@@ -332,8 +373,12 @@ def run_echo_bench(model_dir: str | os.PathLike, data_root: str | os.PathLike, e
     upsample(one)
     batch1_s = time.time() - t0
 
+    train_videos = train.video(slice(None))
     fd = fd_with_floor(frame_features(encoder, gen_videos), frame_features(encoder, real),
-                       frame_features(encoder, train.video(slice(None))), n_boot=n_boot, seed=seed)
+                       frame_features(encoder, train_videos), n_boot=n_boot, seed=seed)
+    # The same frame FD in two feature spaces no project network shaped (EchoNet users can check them on real clips).
+    generic = {name: fd_with_floor(feat(gen_videos), feat(real), feat(train_videos), n_boot=n_boot, seed=seed).as_dict()
+               for name, feat in (("pixels_16x16", pixel_features), ("random_cnn", random_cnn_features))}
     ssim_g, psnr_g = ssim_psnr(gen112, real112)
     ssim_r, psnr_r = ssim_psnr(recon112, real112)
     shift = torch.roll(torch.arange(len(real112)), 1)
@@ -352,6 +397,9 @@ def run_echo_bench(model_dir: str | os.PathLike, data_root: str | os.PathLike, e
         "steps": steps or model.process.default_steps, "guidance_scale": guidance_scale, "seed": seed,
         "threads": torch.get_num_threads(), "device": "cpu",
         "frame_fd": fd.as_dict(),
+        "frame_fd_generic": generic,
+        "motion": {"generated": motion_statistics(gen_videos), "real": motion_statistics(real),
+                   "tokenizer_reconstruction": motion_statistics(recon)},
         "ssim": {"generated_vs_paired": _mean_ci(ssim_g), "tokenizer_reconstruction": _mean_ci(ssim_r),
                  "generated_vs_unpaired": _mean_ci(ssim_u)},
         "psnr_db": {"generated_vs_paired": _mean_ci(psnr_g), "tokenizer_reconstruction": _mean_ci(psnr_r),
@@ -400,6 +448,14 @@ def _markdown(r: dict) -> str:
                      f"{100 * g['miss_rate']:.0f}%) | real {f['mae_ms']:.0f} (miss {100 * f['miss_rate']:.0f}%); "
                      f"tokenizer recon {rc['mae_ms']:.0f} (miss {100 * rc['miss_rate']:.0f}%); "
                      f"other clip's ECG {c['mae_ms']:.0f} (miss {100 * c['miss_rate']:.0f}%) |")
+    for name, g in r.get("frame_fd_generic", {}).items():
+        lines.append(f"| frame FD, {name.replace('_', ' ')} features | {_fmt(g['fd'])} | floor (real train) "
+                     f"{_fmt(g['fd_floor'])} |")
+    if "motion" in r:
+        m = r["motion"]
+        lines.append(f"| frame-to-frame change (mean, CV) | {m['generated']['mean_change']:.4f}, "
+                     f"{m['generated']['change_cv']:.2f} | real {m['real']['mean_change']:.4f}, "
+                     f"{m['real']['change_cv']:.2f}; tokenizer recon {m['tokenizer_reconstruction']['mean_change']:.4f} |")
     s = r["seconds_per_video"]
     lines += [f"| seconds per video (CPU) | {s['batch1']:.2f} at batch 1; {s['batched']:.2f} at batch "
               f"{s['batch_size']} | |", "", f"wall time {r['wall_s']:.0f} s", ""]

@@ -67,3 +67,25 @@ def test_bench_echo_end_to_end_on_tiny_parts(tmp_path, tiny_echo_model, make_syn
     assert 0 < saved["ssim"]["tokenizer_reconstruction"]["estimate"] <= 1
     assert saved["seconds_per_video"]["batch1"] > 0
     assert "ED vs R-peak" in (tmp_path / "bench" / "report.md").read_text()
+    for name in ("pixels_16x16", "random_cnn"):  # the generic feature spaces, each with its floor
+        assert saved["frame_fd_generic"][name]["fd"]["estimate"] >= 0 and "fd_floor" in saved["frame_fd_generic"][name]
+    assert saved["motion"]["real"]["mean_change"] > 0
+
+
+def test_generic_frame_features_are_fixed_and_tell_textures_apart():
+    import torch
+
+    from evaluation.echo import motion_statistics, pixel_features, random_cnn_features
+    from evaluation.frechet import frechet_distance
+
+    gen = torch.Generator().manual_seed(0)
+    smooth = torch.randn(40, 1, 6, 32, 32, generator=gen).cumsum(-1).cumsum(-2) * 0.01
+    speckle = torch.randn(40, 1, 6, 32, 32, generator=gen) * 0.3
+    assert pixel_features(smooth).shape == (240, 256)
+    a, b = random_cnn_features(smooth), random_cnn_features(smooth)
+    assert a.shape == (240, 64) and (a == b).all()  # the same random weights on every call
+    same = frechet_distance(random_cnn_features(speckle[:20]), random_cnn_features(speckle[20:]))
+    other = frechet_distance(random_cnn_features(speckle), random_cnn_features(smooth))
+    assert other > 10 * same
+    still = motion_statistics(smooth[:, :, :1].expand(-1, -1, 6, -1, -1))
+    assert still["mean_change"] == 0 and motion_statistics(speckle)["mean_change"] > 0.1

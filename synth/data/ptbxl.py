@@ -266,6 +266,29 @@ class PTBXL:
         bar.close()
         return out
 
+    def heart_rates(self, *, cache_dir: str | os.PathLike | None = None, progress: bool = False) -> np.ndarray:
+        """``(N,)`` heart rate (bpm) measured on each record's R-peaks, NaN where none were found; kept beside the
+        signal cache (same key) when ``cache_dir`` is given, so it is measured once."""
+        from synth.training.tasks import measured_heart_rates
+
+        cache = None
+        if cache_dir is not None:
+            key = hashlib.sha1(f"{self.root.resolve()}|{self.fs_hz}|{','.join(map(str, self.ecg_ids))}".encode()).hexdigest()[:16]
+            cache = Path(cache_dir) / f"ptbxl-hr-{self.fs_hz}hz-{len(self.ecg_ids)}-{key}.npy"
+            if cache.exists():
+                hr = np.load(cache)
+                if hr.shape == (len(self.ecg_ids),):
+                    return hr
+        hr = measured_heart_rates(self.load_signals(cache_dir=cache_dir, progress=progress), self.fs_hz,
+                                  progress=progress)
+        if cache is not None:
+            from synth.io_utils import atomic_path
+
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(cache) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, hr)
+        return hr
+
     def _fill(self, out: np.ndarray, chunks: list[list[str]], workers: int, bar) -> None:
         start = 0
         if workers <= 1:

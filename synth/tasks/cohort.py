@@ -193,10 +193,7 @@ class ConditionSource:
         self.lines = _report_lines(spec)
         self.hr = None
         if "heart_rate" in keys and spec.heart_rate.source == "train":
-            from synth.training.tasks import measured_heart_rates
-
-            signals = train.load_signals(cache_dir=spec.cache_dir, progress=progress)
-            self.hr = measured_heart_rates(signals, 100.0, progress=progress)
+            self.hr = train.heart_rates(cache_dir=spec.cache_dir, progress=progress)
         self.having = {c: np.array([i for i, row in enumerate(self.names) if c in row], dtype=np.int64)
                        for c in self.known}
         self.wanted = None  # per-record label (balanced over classes, or the counts): index into self.known

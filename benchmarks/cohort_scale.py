@@ -1,0 +1,123 @@
+"""How `synth cohort` scales on this machine: speed with 1 and 2 processes, memory against cohort size, and a
+cohort killed several times with SIGKILL and resumed against one made in one go.
+
+    python benchmarks/cohort_scale.py --out benchmarks/results/cohort_scale.json
+    python benchmarks/cohort_scale.py --size 20000 --kills 5 --steps 2 --throughput-size 1000 ...
+
+Every run is the real command line (`synth cohort configs/cohort/default.yaml ...`) in its own process with one
+thread per process, timed from outside and measured with GNU time (peak resident memory); two processes run under
+torchrun. The killed run is SIGKILLed at evenly spread moments (after 1/(kills+1), 2/(kills+1), … of the
+uninterrupted run's time) and the same command run again each time; the manifests' SHA-256 columns of the two
+cohorts are compared record by record. Steps: `--throughput-steps` for the speed figures (the model's default when
+omitted), `--steps` for the large runs (fewer, so the benchmark fits a CPU session; the mechanics do not depend on
+it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = REPO / "configs" / "cohort" / "default.yaml"
+
+
+def _cohort_cmd(out: Path, size: int, steps: int | None, extra: list[str] = ()) -> list[str]:
+    args = [f"size={size}", "shard_size=1000", *([f"steps={steps}"] if steps else []), *extra]
+    return ["cohort", str(SPEC), *args, "--out", str(out), "--quiet"]
+
+
+def _run(argv: list[str], processes: int = 1) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    python = Path(sys.executable)
+    if processes == 1:
+        cmd = [python, "-m", "synth", *argv]
+    else:
+        cmd = [python.parent / "torchrun", "--nproc_per_node", str(processes), "--master_port", "29531", "-m",
+               "synth", *argv]
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", *map(str, cmd)], env=env, capture_output=True, text=True,
+                          cwd=REPO)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{proc.stderr[-3000:]}")
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    return {"seconds": seconds, "peak_rss_mb": int(rss.group(1)) / 1024 if rss else None}
+
+
+def _checksums(folder: Path) -> list[str]:
+    with open(folder / "manifest.csv", newline="") as fh:
+        return [r["sha256"] for r in csv.DictReader(fh)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", default="runs/cohort_scale", help="scratch folder (removed and remade)")
+    ap.add_argument("--size", type=int, default=20000)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000], help="also measured for memory")
+    ap.add_argument("--kills", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--throughput-size", type=int, default=1000)
+    ap.add_argument("--throughput-steps", type=int, default=None)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    work = REPO / args.work
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    result: dict = {"machine": f"{os.cpu_count()} CPU cores, one thread per process", "steps_large": args.steps}
+    # Warm the caches (signals, heart rates) so no run pays for them.
+    _run(_cohort_cmd(work / "warm", 16, 1))
+    speed = {}
+    for processes in (1, 2):
+        r = _run(_cohort_cmd(work / f"speed{processes}", args.throughput_size, args.throughput_steps), processes)
+        speed[processes] = {**r, "records_per_s": args.throughput_size / r["seconds"]}
+        print(f"{processes} process(es): {speed[processes]['records_per_s']:.2f} records/s", flush=True)
+    result["throughput"] = {"records": args.throughput_size, "steps": args.throughput_steps or "model default",
+                            "by_processes": speed,
+                            "identical_1_vs_2": _checksums(work / "speed1") == _checksums(work / "speed2")}
+    memory = {}
+    for size in [*args.sizes, args.size]:
+        r = _run(_cohort_cmd(work / f"mem{size}", size, args.steps))
+        memory[size] = r
+        print(f"{size} records: {r['seconds']:.0f} s, peak {r['peak_rss_mb']:.0f} MB", flush=True)
+    result["memory"] = memory
+    whole = work / f"mem{args.size}"
+    # The same cohort, killed `kills` times and resumed.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    killed = work / "killed"
+    total = memory[args.size]["seconds"]
+    kills = []
+    for k in range(args.kills):
+        cmd = [sys.executable, "-m", "synth", *_cohort_cmd(killed, args.size, args.steps)]
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(total / (args.kills + 1))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        staging = killed.parent / f".{killed.name}.synth-staging" / "shards"
+        done = len(list(staging.glob("signals-*.npy"))) if staging.is_dir() else None
+        kills.append({"after_s": total / (args.kills + 1), "returncode": proc.returncode, "shards_done": done})
+        print(f"kill {k + 1}: {done} shards finished", flush=True)
+    final = _run(_cohort_cmd(killed, args.size, args.steps))
+    a, b = _checksums(whole), _checksums(killed)
+    result["resume"] = {"records": args.size, "kills": kills, "final_run": final, "identical": a == b,
+                        "records_compared": len(a), "differing": sum(x != y for x, y in zip(a, b))}
+    rate = speed[1]["records_per_s"]
+    result["extrapolated_100k_hours"] = {"1_process": 100_000 / rate / 3600,
+                                         "2_processes": 100_000 / speed[2]["records_per_s"] / 3600}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "memory"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

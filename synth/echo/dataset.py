@@ -78,8 +78,15 @@ def write_clip_files(root: Path, spec: ClipSpec, clip: SimulatedClip, duration_s
 
 
 def build_dataset(out: str | os.PathLike, specs: Iterable[ClipSpec], *, frames: int = 32, fps: float = 16.0,
-                  overwrite: bool = False, progress: bool = True, total: int | None = None) -> Path:
-    """Simulate every clip of ``specs`` into ``out`` in the EchoNet layout (+ ECG/ and Timing.csv)."""
+                  overwrite: bool = False, progress: bool = True, total: int | None = None,
+                  simulator: str = "phantom") -> Path:
+    """Simulate every clip of ``specs`` into ``out`` in the EchoNet layout (+ ECG/ and Timing.csv), with the
+    geometric ``phantom`` (:mod:`synth.echo.simulator`) or the ``ultrasound`` simulator
+    (:mod:`synth.echo.ultrasound`: scatterers, point-spread function, envelope, log compression)."""
+    from synth.echo.ultrasound import random_ultrasound_params, simulate_ultrasound
+
+    if simulator not in ("phantom", "ultrasound"):
+        raise DataError(f"unknown simulator {simulator!r}", hint="phantom or ultrasound")
     from tqdm import tqdm
 
     rows, tracing_rows, timing_rows, skipped = [], [], [], []
@@ -88,8 +95,13 @@ def build_dataset(out: str | os.PathLike, specs: Iterable[ClipSpec], *, frames: 
         for spec in tqdm(specs, total=total, disable=not progress, desc="simulating echo clips", unit="clip"):
             rng = np.random.default_rng(spec.seed)
             try:
-                clip = simulate(spec.record.signal, spec.record.fs_hz, start_s=spec.start_s, frames=frames, fps=fps,
-                                params=random_params(rng), seed=spec.seed)
+                if simulator == "ultrasound":
+                    clip = simulate_ultrasound(spec.record.signal, spec.record.fs_hz, start_s=spec.start_s,
+                                               frames=frames, fps=fps, params=random_ultrasound_params(rng),
+                                               seed=spec.seed)
+                else:
+                    clip = simulate(spec.record.signal, spec.record.fs_hz, start_s=spec.start_s, frames=frames,
+                                    fps=fps, params=random_params(rng), seed=spec.seed)
             except DataError as err:  # an ECG without two detectable beats: skip it, say so
                 skipped.append(f"{spec.record.source}: {err.problem}")
                 continue

@@ -38,7 +38,8 @@ class DataConfig:
     #: English one composed from its SCP statements; plus the measured heart rate), ``ptbxl_leads`` (12 leads +
     #: a lead mask drawn per item), ``bidmc_ppg`` (PPG → ECG lead II), ``ptbxl_upsample`` (records present at 100 and
     #: 500 Hz: the 500 Hz detail given the upsampled 100 Hz record); see :mod:`synth.training.tasks`.
-    kind: Literal["ptbxl", "ptbxl_report", "ptbxl_leads", "bidmc_ppg", "ptbxl_upsample"] = "ptbxl"
+    #: ``ptbxl_ppg_sim`` (PTB-XL lead II with a PPG simulated from its R-peaks, :class:`SimulatedPPGWindows`).
+    kind: Literal["ptbxl", "ptbxl_report", "ptbxl_leads", "bidmc_ppg", "ptbxl_upsample", "ptbxl_ppg_sim"] = "ptbxl"
     root: str = "../shared/data/ptbxl"
     fs_hz: int = 100
     #: ``load_signals`` cache folder: the signals are read once and memory-mapped after that. null: in memory.
@@ -54,7 +55,7 @@ class DataConfig:
     standardise: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind == "bidmc_ppg":
+        if self.kind in ("bidmc_ppg", "ptbxl_ppg_sim"):
             return
         if self.fs_hz not in (100, 500):
             raise ValueError(f"data.fs_hz must be 100 or 500 (PTB-XL's rates), got {self.fs_hz}")

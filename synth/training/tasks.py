@@ -147,6 +147,62 @@ class PPGWindows(Dataset):
         return normalise_amplitude(self.ecg[k][None, sl]), {"ppg": self.ppg[k][None, sl].copy()}
 
 
+class SimulatedPPGWindows(Dataset):
+    """PTB-XL records with a PPG simulated from their own R-peaks (:func:`synth.data.pulse.simulate_ppg`), for
+    pretraining PPG → ECG on many more beats than BIDMC has: ``x`` = lead II ``(1, W)`` at ``fs_hz``
+    (amplitude-normalised like :class:`PPGWindows`), ``cond["ppg"]`` = the simulated PPG ``(1, W)``.
+
+    Each record's PPG has its own pulse arrival delay, drawn around ``delay_s`` (± ``delay_spread_s``), shape and
+    noise, from (``seed``, record): an item depends on its index alone.
+    """
+
+    def __init__(self, lead_ii: np.ndarray, fs_in: float, window_length: int, window_stride: int | None = None, *,
+                 fs_hz: float = 125.0, delay_s: float = 0.52, delay_spread_s: float = 0.12, seed: int = 0,
+                 progress: bool = False):
+        from tqdm.auto import tqdm
+
+        from evaluation.physiology import detect_r_peaks
+        from synth.data.transforms import resample
+        from synth.tasks.common import fit_length
+
+        self.window_length = int(window_length)
+        self.window_stride = int(window_stride or window_length)
+        self.fs_hz, self.delay_s, self.spread, self.seed = float(fs_hz), float(delay_s), float(delay_spread_s), seed
+        n_out = int(round(lead_ii.shape[-1] * fs_hz / fs_in))
+        self.ecg = fit_length(resample(np.asarray(lead_ii, dtype=np.float32), fs_in, fs_hz), n_out)  # (N, T)
+        self.r_peaks, keep = [], []
+        for i in tqdm(range(len(self.ecg)), desc="R-peaks for the simulated PPG", unit="rec", disable=not progress):
+            try:
+                r = detect_r_peaks(self.ecg[i], self.fs_hz)
+            except DataError:
+                continue
+            if len(r) >= 2:
+                self.r_peaks.append(r)
+                keep.append(i)
+        self.ecg = self.ecg[keep]
+        per = 1 + (n_out - self.window_length) // self.window_stride if n_out >= self.window_length else 0
+        self.index = [(k, j * self.window_stride) for k in range(len(self.ecg)) for j in range(per)]
+        if not self.index:
+            raise DataError(f"no window of {self.window_length} samples with two R-peaks in {len(lead_ii)} records")
+        self.sample_shape = (1, self.window_length)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def ppg(self, k: int) -> np.ndarray:
+        """The whole simulated PPG of record ``k``."""
+        from synth.data.pulse import simulate_ppg
+
+        rng = np.random.default_rng([self.seed, k, 0x99])
+        pat = self.delay_s + rng.uniform(-self.spread, self.spread)
+        return simulate_ppg(self.r_peaks[k], self.ecg.shape[-1], self.fs_hz, rng, pat_s=pat)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, dict[str, Any]]:
+        k, start = self.index[index]
+        sl = slice(start, start + self.window_length)
+        return normalise_amplitude(self.ecg[k][None, sl]), {"ppg": self.ppg(k)[None, sl].copy()}
+
+
 class UpsampleWindows(Dataset):
     """PTB-XL records present at both rates: ``x`` = the 500 Hz window minus the 100 Hz record upsampled to 500 Hz
     (polyphase, :func:`synth.data.transforms.resample`, applied to whole records as at generation time), i.e. what

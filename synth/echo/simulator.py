@@ -196,13 +196,8 @@ def sector_mask(size: int = SIZE, *, half_angle_deg: float = 38.0) -> np.ndarray
     return (np.abs(angle) <= half_angle_deg) & (radius <= size - 8) & (dy >= 0)
 
 
-def simulate(ecg: np.ndarray, fs_hz: float, *, start_s: float = 0.0, frames: int = 32, fps: float = 16.0,
-             params: PhantomParams | None = None, seed: int = 0) -> SimulatedClip:
-    """Render ``frames`` frames at ``fps`` of the phantom timed by ``ecg`` (C, T) mV from ``start_s`` seconds.
-
-    The whole ECG is used to time the beats (so beats just outside the clip shape its first and last frames).
-    Raises :class:`DataError` if the clip does not fit in the ECG or the ECG has fewer than two beats.
-    """
+def check_clip(ecg: np.ndarray, fs_hz: float, start_s: float, frames: int, fps: float) -> np.ndarray:
+    """``ecg`` as a (C, T) float64 array; :class:`DataError` unless the clip fits in it."""
     ecg = np.atleast_2d(np.asarray(ecg, dtype=np.float64))
     duration = ecg.shape[-1] / fs_hz
     if frames < 1 or fps <= 0:
@@ -210,6 +205,27 @@ def simulate(ecg: np.ndarray, fs_hz: float, *, start_s: float = 0.0, frames: int
     if start_s < 0 or start_s + frames / fps > duration + 1e-9:
         raise DataError(f"a clip of {frames} frames at {fps} fps from {start_s} s does not fit in a "
                         f"{duration:.2f} s ECG", hint="use fewer frames, a higher fps or a longer ECG")
+    return ecg
+
+
+def clip_events(beats: BeatTimes, start_s: float, frames: int, fps: float, volumes: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, list[int], list[int], int, int]:
+    """R-peak and T-end times relative to the clip start, the frames nearest those inside the clip (end-diastole,
+    end-systole), and the first of each (or the largest / smallest LV volume when none falls inside)."""
+    rel_r, rel_te = beats.r_s - start_s, beats.t_end_s - start_s
+    inside = lambda times: [int(round(x * fps)) for x in times if -0.5 / fps <= x < frames / fps - 0.5 / fps]  # noqa: E731
+    ed, es = inside(rel_r), inside(rel_te)
+    return rel_r, rel_te, ed, es, ed[0] if ed else int(np.argmax(volumes)), es[0] if es else int(np.argmin(volumes))
+
+
+def simulate(ecg: np.ndarray, fs_hz: float, *, start_s: float = 0.0, frames: int = 32, fps: float = 16.0,
+             params: PhantomParams | None = None, seed: int = 0) -> SimulatedClip:
+    """Render ``frames`` frames at ``fps`` of the phantom timed by ``ecg`` (C, T) mV from ``start_s`` seconds.
+
+    The whole ECG is used to time the beats (so beats just outside the clip shape its first and last frames).
+    Raises :class:`DataError` if the clip does not fit in the ECG or the ECG has fewer than two beats.
+    """
+    ecg = check_clip(ecg, fs_hz, start_s, frames, fps)
     rng = np.random.default_rng(seed)
     p = params or random_params(rng)
     beats = beat_times(ecg, fs_hz)
@@ -236,12 +252,7 @@ def simulate(ecg: np.ndarray, fs_hz: float, *, start_s: float = 0.0, frames: int
         img = p.gain * (tissue + clutter) * speckle * attenuation
         img = np.log1p(8.0 * img) / np.log1p(8.0 * 1.6)  # log compression to ~[0, 1]
         video[f] = np.where(mask, np.clip(img, 0, 1), 0.0)
-    rel_r = beats.r_s - start_s
-    rel_te = beats.t_end_s - start_s
-    inside = lambda times: [int(round(x * fps)) for x in times if -0.5 / fps <= x < frames / fps - 0.5 / fps]  # noqa: E731
-    ed, es = inside(rel_r), inside(rel_te)
-    ed_frame = ed[0] if ed else int(np.argmax(volumes))
-    es_frame = es[0] if es else int(np.argmin(volumes))
+    rel_r, rel_te, ed, es, ed_frame, es_frame = clip_events(beats, start_s, frames, fps, volumes)
     tracings = [(ed_frame, *c) for c in chords_at[ed_frame]] + [(es_frame, *c) for c in chords_at[es_frame]]
     return SimulatedClip(video=video, fps=float(fps), params=p, lv_volume_ml=volumes, lv_area_px=areas,
                          r_s=rel_r, t_end_s=rel_te, ed_frames=ed, es_frames=es, tracings=tracings)

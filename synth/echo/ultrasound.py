@@ -36,9 +36,8 @@ import numpy as np
 import scipy.ndimage as ndi
 from scipy.signal import fftconvolve
 
-from synth.echo.simulator import SIZE, PhantomParams, SimulatedClip, volume_fraction
+from synth.echo.simulator import SIZE, PhantomParams, SimulatedClip, check_clip, clip_events, volume_fraction
 from synth.echo.timing import beat_times
-from synth.errors import DataError
 
 #: Fully developed speckle: the mean/std ratio of a Rayleigh envelope.
 RAYLEIGH_MEAN_OVER_STD = float(np.sqrt(np.pi / (4 - np.pi)))
@@ -280,13 +279,7 @@ def simulate_ultrasound(ecg: np.ndarray, fs_hz: float, *, start_s: float = 0.0, 
                         seed: int = 0) -> SimulatedClip:
     """Render ``frames`` frames at ``fps`` of the simulated apical four-chamber view timed by ``ecg`` (C, T) mV
     from ``start_s``; see the module doc. ``ef`` (fraction) fixes the EF of random parameters."""
-    ecg = np.atleast_2d(np.asarray(ecg, dtype=np.float64))
-    duration = ecg.shape[-1] / fs_hz
-    if frames < 1 or fps <= 0:
-        raise DataError(f"frames must be >= 1 and fps > 0, got {frames} and {fps}")
-    if start_s < 0 or start_s + frames / fps > duration + 1e-9:
-        raise DataError(f"a clip of {frames} frames at {fps} fps from {start_s} s does not fit in a "
-                        f"{duration:.2f} s ECG", hint="use fewer frames, a higher fps or a longer ECG")
+    ecg = check_clip(ecg, fs_hz, start_s, frames, fps)
     rng = np.random.default_rng(seed)
     u = params or random_ultrasound_params(rng, ef=ef)
     p = u.phantom
@@ -335,11 +328,7 @@ def simulate_ultrasound(ecg: np.ndarray, fs_hz: float, *, start_s: float = 0.0, 
         volumes[f] = g.lv_volume_ml
         areas[f] = float(scan_convert(lv.astype(np.float64))[0].__gt__(0.5).sum())
         tracings[f] = _tracing(g, u, shift_u, shift_v, tilt)
-    rel_r, rel_te = beats.r_s - start_s, beats.t_end_s - start_s
-    inside_clip = lambda times: [int(round(x * fps)) for x in times if -0.5 / fps <= x < frames / fps - 0.5 / fps]  # noqa: E731
-    ed, es = inside_clip(rel_r), inside_clip(rel_te)
-    ed_frame = ed[0] if ed else int(np.argmax(volumes))
-    es_frame = es[0] if es else int(np.argmin(volumes))
+    rel_r, rel_te, ed, es, ed_frame, es_frame = clip_events(beats, start_s, frames, fps, volumes)
     chords = [(ed_frame, *c) for c in tracings[ed_frame]] + [(es_frame, *c) for c in tracings[es_frame]]
     return SimulatedClip(video=video, fps=float(fps), params=p, lv_volume_ml=volumes, lv_area_px=areas,
                          r_s=rel_r, t_end_s=rel_te, ed_frames=ed, es_frames=es, tracings=chords)

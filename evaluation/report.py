@@ -120,16 +120,18 @@ def fidelity_markdown(r: dict) -> str:
         "a recorded ECG; lower is better). Outliers: fraction of records with |x| > 10 mV or non-finite samples "
         "(lower is better). Beats found: fraction of records with ≥ 2 detected beats.", "",
         "| generator | HR MAE (bpm) | median HR (bpm) | QRS (ms) | lead law III (mV) | lead law mean (mV) | "
-        "outliers | beats found |",
-        "|---|---|---|---|---|---|---|---|",
+        "outliers | beats found | beat-to-beat QRS r, median [IQR] |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def phys_row(name: str, p: dict) -> str:
         laws = p.get("lead_law_rms_mv_mean") or {}
         mean_law = float(np.mean(list(laws.values()))) if laws else None
+        beat = p.get("qrs_beat_correlation")
+        beat_txt = f"{beat['median']:.3f} [{beat['q25']:.3f}, {beat['q75']:.3f}]" if beat else "n/a"
         return (f"| {name} | {_f(p.get('heart_rate_mae_bpm'))} | {_f(p['heart_rate_bpm_median'])} | "
                 f"{_f(p['qrs_ms_median'])} | {_f(laws.get('III'))} | {_f(mean_law)} | "
-                f"{_f(p['amplitude_outlier_rate'])} | {_f(p['beats_found_fraction'])} |")
+                f"{_f(p['amplitude_outlier_rate'])} | {_f(p['beats_found_fraction'])} | {beat_txt} |")
 
     lines.append(phys_row(f"real {r['split']} (reference)", phys_real))
     for name, g in gens.items():

@@ -89,3 +89,20 @@ def test_heart_rate_on_real_records_agrees_with_neurokit2(ptbxl_root):
     qrs = qrs_duration(x, 100.0)
     assert np.all((qrs >= 40.0) & (qrs <= 200.0))  # plausible for every record
     assert np.all(lead_law_residuals(x)["III"] < 0.01)  # PTB-XL stores III exactly as II - I (to quantisation)
+
+
+def test_qrs_beat_correlation_is_high_for_steady_beats_and_low_when_the_qrs_is_redrawn(make_synthetic_record):
+    from evaluation.physiology import qrs_beat_correlation
+
+    steady = make_synthetic_record(duration_s=10.0, heart_rate_bpm=70.0)
+    assert qrs_beat_correlation(steady.signal, steady.fs_hz) > 0.95  # sub-sample R timing at 100 Hz costs a little
+    rng = np.random.default_rng(0)
+    drifting = steady.signal.copy()
+    from evaluation.physiology import detect_r_peaks
+
+    for p in detect_r_peaks(steady.signal, steady.fs_hz).astype(int):  # a new random QRS every beat
+        lo, hi = max(0, p - 5), min(drifting.shape[1], p + 6)
+        drifting[:, lo:hi] = rng.normal(0, 0.5, (12, hi - lo)) + drifting[:, lo:hi] * 0.2
+    assert qrs_beat_correlation(drifting, steady.fs_hz) < 0.7
+    batch = qrs_beat_correlation(np.stack([steady.signal, np.zeros_like(steady.signal)]), steady.fs_hz)
+    assert batch.shape == (2,) and np.isnan(batch[1])

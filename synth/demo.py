@@ -246,7 +246,10 @@ def _demo_ppg(model, folder: Path, seed: int, figures: dict, checkpoint: str) ->
             f"{record.fs_hz:g} Hz. Against the subject's real lead II (both z-scored, since BIDMC amplitudes are "
             f"arbitrary units): Pearson r **{a['pearson_r']:.2f}**, RMSE **{a['rmse_z']:.2f}** (z units); heart rate "
             f"{_fmt(a['hr_generated_bpm'], '.0f')} bpm generated vs {_fmt(a['hr_real_bpm'], '.0f')} bpm real "
-            f"(error **{_fmt(a['hr_error_bpm'], '.1f')} bpm**).", "",
+            f"(error **{_fmt(a['hr_error_bpm'], '.1f')} bpm**). R-peaks (marked ▼ real, ▲ generated): "
+            f"{_fmt(100 * a['beats_matched'], '.0f')} % of the real ones have a generated one within 150 ms, "
+            f"median timing error **{_fmt(a['rpeak_error_ms_median'], '.0f')} ms** (90th percentile "
+            f"{_fmt(a['rpeak_error_ms_p90'], '.0f')} ms).", "",
             "![ppg](ppg2ecg/ecg_ppg.png)", ""]
 
 

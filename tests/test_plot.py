@@ -153,6 +153,19 @@ def test_ppg_ecg_panels_and_dispatch(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+def test_ppg_ecg_marks_r_peaks_of_both_series(tmp_path):
+    rec = _ppg_record()
+    generated = replace(rec, signal=rec.signal * 1.1)
+    real_peaks, made_peaks = np.arange(0.5, 10, 1.0), np.arange(0.6, 10, 1.0)
+    real_only = _assert_image(plot_ppg_ecg(rec, tmp_path / "real.png", overlay=generated, peaks=(real_peaks, None)))
+    both = _assert_image(plot_ppg_ecg(rec, tmp_path / "both.png", overlay=generated, peaks=(real_peaks, made_peaks)))
+    blue = lambda img: (img[..., 2] > 0.6) & (img[..., 0] < 0.3) & (img[..., 1] < 0.5)  # noqa: E731
+    assert both.shape == real_only.shape and blue(both).sum() > blue(real_only).sum() + 100  # ten ▲ triangles
+    plain = _assert_image(plot_ppg_ecg(rec, tmp_path / "plain.png", overlay=generated))
+    dark = lambda img: img[..., :3].max(axis=-1) < 0.15  # noqa: E731
+    assert dark(real_only).sum() != dark(plain).sum()
+
+
 def test_plot_record_dispatches_ecg_without_ppg(tmp_path):
     img = _assert_image(plot_record(_ecg_record(), tmp_path / "r.png", given_leads=("I",)), min_width=1800)
     assert img.shape[1] > img.shape[0]

@@ -324,6 +324,7 @@ def plot_ppg_ecg(
     title: str | None = None,
     overlay: Record | None = None,
     labels: Sequence[str] = ("real", "generated"),
+    peaks: Sequence[np.ndarray | None] | None = None,
     dpi: int = 150,
 ) -> Path:
     """Two time-aligned panels of ``record``: an ECG lead on top (II if present), its PPG below.
@@ -337,6 +338,9 @@ def plot_ppg_ecg(
         overlay: a second record at the same ``fs_hz`` (e.g. an ECG generated from this PPG) drawn in blue on the
             panels whose channel it shares; :class:`DataError` when the rates differ or nothing is shared.
         labels: legend names for ``record`` and ``overlay``.
+        peaks: R-peak times in seconds from the start of the record, for ``record`` and for ``overlay`` (either may
+            be None), marked on the ECG panel: black triangles above the trace for ``record``'s, blue ones below
+            for ``overlay``'s.
         dpi: resolution (150 gives an image 2000 px wide).
 
     Returns ``Path(out_path)``.
@@ -364,6 +368,8 @@ def plot_ppg_ecg(
         if name in shared:
             y = other.channel(name)
             ax.plot(start_s + np.arange(y.size) / other.fs_hz, y, color=_OTHER, lw=0.9, alpha=0.9)
+        if name == ecg and peaks is not None:
+            _mark_peaks(ax, peaks, start_s, window.duration_s)
         ax.set_ylabel(_unit_label(name, window.units[window.leads.index(name)]), fontsize=11)
         ax.xaxis.set_major_locator(_locator(1.0))
         ax.xaxis.set_minor_locator(_locator(0.2))
@@ -382,6 +388,19 @@ def plot_ppg_ecg(
         caption.append("au = arbitrary units")
     fig.text(0.07, 0.12 / fig.get_figheight(), "  ·  ".join(caption), fontsize=9.5, ha="left", va="bottom")
     return _save(fig, out_path, dpi)
+
+
+def _mark_peaks(ax, peaks: Sequence[np.ndarray | None], start_s: float, duration_s: float) -> None:
+    """Triangles at the R-peak times inside the window: the first series above the traces, the second below."""
+    lo, hi = ax.get_ylim()
+    pad = 0.06 * (hi - lo)
+    for times, colour, y, marker in zip(peaks, (_TRUTH, _OTHER), (hi + pad, lo - pad), ("v", "^")):
+        if times is None:
+            continue
+        t = np.asarray(times, dtype=np.float64)
+        t = t[(t >= start_s) & (t <= start_s + duration_s)]
+        ax.plot(t, np.full(t.shape, y), linestyle="none", marker=marker, markersize=5, color=colour, zorder=6)
+    ax.set_ylim(lo - 2 * pad, hi + 2 * pad)
 
 
 def _locator(step: float):

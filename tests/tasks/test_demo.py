@@ -37,6 +37,8 @@ def test_demo_on_tiny_checkpoints_writes_records_plots_and_summary(use_tiny_chec
     assert re.search(r"\d+\.\d+ % of its power lies above 50 Hz", summary)
     assert (out / "echo" / "echo.mp4").stat().st_size > 0 and (out / "echo" / "echo.png").is_file()
     assert re.search(r"mean absolute \*\*(\d+|n/a)( ms)?\*\*", summary)
+    assert re.search(r"R-peaks \(marked ▼ real, ▲ generated\): (\d+|n/a) % .* median timing error \*\*(\d+|n/a)"
+                     r"( ms)?\*\*", summary)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".demo")]
     code, _, err = run(["demo", "--out", out], capsys)
     assert code == 2 and "already exists" in err

@@ -92,6 +92,17 @@ def test_agreement_of_a_signal_with_itself():
     a = agreement(ecg, ecg * 3 + 1, 125.0)
     assert a["pearson_r"] == pytest.approx(1.0) and a["rmse_z"] == pytest.approx(0.0, abs=1e-6)
     assert a["hr_error_bpm"] < 1e-3 and 40 < a["hr_real_bpm"] < 160
+    assert a["rpeak_error_ms_median"] == pytest.approx(0.0, abs=1e-6) and a["beats_matched"] == 1.0
+
+
+def test_agreement_times_r_peaks_of_a_shifted_ecg():
+    ecg = read_record(BIDMC_46).crop(0, 20).channel("II")
+    shift = 5  # samples at 125 Hz = 40 ms
+    a = agreement(np.roll(ecg, shift), ecg, 125.0)
+    assert a["rpeak_error_ms_median"] == pytest.approx(40.0, abs=4.0)
+    assert a["beats_matched"] > 0.9 and a["rpeak_error_ms_p90"] >= a["rpeak_error_ms_median"]
+    flat = agreement(np.zeros_like(ecg) + np.linspace(0, 1e-3, ecg.size), ecg, 125.0)
+    assert flat["beats_matched"] < 0.5
 
 
 def run(argv, capsys):

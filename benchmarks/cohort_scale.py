@@ -11,6 +11,9 @@ uninterrupted run's time) and the same command run again each time; the manifest
 cohorts are compared record by record. Steps: `--throughput-steps` for the speed figures (the model's default when
 omitted), `--steps` for the large runs (fewer, so the benchmark fits a CPU session; the mechanics do not depend on
 it).
+
+`--parts throughput` or `--parts scale` (memory and resume) runs one half and keeps the other half's figures from
+an existing `--out` file: the speed figures need an otherwise idle machine, the rest does not.
 """
 
 from __future__ import annotations
@@ -68,22 +71,48 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--throughput-size", type=int, default=1000)
     ap.add_argument("--throughput-steps", type=int, default=None)
+    ap.add_argument("--parts", nargs="+", choices=("throughput", "scale"), default=["throughput", "scale"])
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     work = REPO / args.work
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    result: dict = {"machine": f"{os.cpu_count()} CPU cores, one thread per process", "steps_large": args.steps}
+    out = Path(args.out)
+    result: dict = json.loads(out.read_text()) if out.is_file() else {}
+    result.update({"machine": f"{os.cpu_count()} CPU cores, one thread per process", "steps_large": args.steps})
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     # Warm the caches (signals, heart rates) so no run pays for them.
     _run(_cohort_cmd(work / "warm", 16, 1))
+    if "throughput" in args.parts:
+        result["throughput"] = _throughput(work, args)
+        result["throughput"]["commit"] = commit.stdout.strip()
+    if "scale" in args.parts:
+        result.update(_scale(work, args))
+        result["resume"]["commit"] = commit.stdout.strip()
+    if "throughput" in result:
+        speed = result["throughput"]["by_processes"]
+        result["extrapolated_100k_hours"] = {f"{k}_process{'es' if k != '1' else ''}":
+                                             100_000 / v["records_per_s"] / 3600 for k, v in speed.items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(out)
+    print(json.dumps({k: v for k, v in result.items() if k != "memory"}, indent=1))
+
+
+def _throughput(work: Path, args) -> dict:
     speed = {}
     for processes in (1, 2):
         r = _run(_cohort_cmd(work / f"speed{processes}", args.throughput_size, args.throughput_steps), processes)
         speed[processes] = {**r, "records_per_s": args.throughput_size / r["seconds"]}
         print(f"{processes} process(es): {speed[processes]['records_per_s']:.2f} records/s", flush=True)
-    result["throughput"] = {"records": args.throughput_size, "steps": args.throughput_steps or "model default",
-                            "by_processes": speed,
-                            "identical_1_vs_2": _checksums(work / "speed1") == _checksums(work / "speed2")}
+    return {"records": args.throughput_size, "steps": args.throughput_steps or "model default",
+            "by_processes": {str(k): v for k, v in speed.items()},
+            "identical_1_vs_2": _checksums(work / "speed1") == _checksums(work / "speed2")}
+
+
+def _scale(work: Path, args) -> dict:
+    result = {}
     memory = {}
     for size in [*args.sizes, args.size]:
         r = _run(_cohort_cmd(work / f"mem{size}", size, args.steps))
@@ -111,12 +140,7 @@ def main() -> None:
     a, b = _checksums(whole), _checksums(killed)
     result["resume"] = {"records": args.size, "kills": kills, "final_run": final, "identical": a == b,
                         "records_compared": len(a), "differing": sum(x != y for x, y in zip(a, b))}
-    rate = speed[1]["records_per_s"]
-    result["extrapolated_100k_hours"] = {"1_process": 100_000 / rate / 3600,
-                                         "2_processes": 100_000 / speed[2]["records_per_s"] / 3600}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: v for k, v in result.items() if k != "memory"}, indent=1))
+    return result
 
 
 if __name__ == "__main__":

@@ -161,3 +161,16 @@ def test_attention_backend_is_checked_and_xformers_is_optional(monkeypatch):
     monkeypatch.setenv("SYNTH_ATTENTION", "xformers")
     with pytest.raises(SynthError, match="xformers"):  # not installed here, or installed but no CUDA
         masked_attention(q, k, v, mask)
+
+
+@pytest.mark.minilm
+@pytest.mark.parametrize("level", ["token", "sentence"])
+def test_a_report_embeds_bitwise_the_same_whatever_it_is_encoded_with(level):
+    """A record's conditions must not depend on the other reports of its batch or of earlier batches (cohorts are
+    identical across processes and restarts only if this holds)."""
+    report = "sinus rhythm. normal ecg."
+    others = ["sinus tachycardia. left axis deviation. left bundle branch block, most commonly due to ischaemic "
+              "heart disease.", "vorhofflimmern", "sinus brady. normal ecg.", "sinusrhythmus linkstyp sonst normales ekg"]
+    alone = TextAdapter(TextAdapter.Config(level=level), dim=D, signal=SIGNAL).embed_texts([report])[0]
+    mixed = TextAdapter(TextAdapter.Config(level=level), dim=D, signal=SIGNAL).embed_texts([*others, report])[-1]
+    assert torch.equal(alone, mixed)

@@ -127,16 +127,21 @@ class TextAdapter(Adapter):
         todo = sorted({t for t, k in zip(texts, keys) if k not in self._cache})
         if todo:
             encoder = load_encoder(self.cfg.encoder)
-            todo = _same_length_order(encoder, todo)
             outs = []
             with torch.no_grad():
-                for group in todo:
+                # One text per forward pass: the arithmetic of a batched pass (its GEMM blocking, and the padding
+                # of shorter texts) depends on the batch's shape, so the same report would embed a few 1e-8 apart
+                # depending on which reports it was encoded with, and a generated record would depend on the rest
+                # of its batch or on what an earlier shard encoded. Alone, each text's embedding is one fixed
+                # value (checked in tests/generative/test_conditioning.py), which keeps cohorts and per-record
+                # seeds reproducible. Encoding is a small share of generation time.
+                for text in todo:
                     if self.cfg.level == "token":
-                        outs += encoder.encode(group, output_value="token_embeddings", convert_to_tensor=False,
-                                               batch_size=len(group))
+                        outs += encoder.encode([text], output_value="token_embeddings", convert_to_tensor=False,
+                                               batch_size=1)
                     else:
-                        outs += list(encoder.encode(group, convert_to_tensor=True, batch_size=len(group))[:, None, :])
-            for text, emb in zip([t for group in todo for t in group], outs):
+                        outs += list(encoder.encode([text], convert_to_tensor=True, batch_size=1)[:, None, :])
+            for text, emb in zip(todo, outs):
                 self._cache[self.text_key(text)] = emb[: self.num_tokens].detach().float().cpu()
                 if len(self._cache) > self.cfg.cache_size:
                     self._cache.popitem(last=False)
@@ -161,19 +166,3 @@ class TextAdapter(Adapter):
         device = self.device
         return AdapterOutput(tokens=self.proj(feats.to(device)), mask=mask.to(device))  # (B, L, D), (B, L)
 
-
-def _same_length_order(encoder, texts: list[str], max_batch: int = 64) -> list[list[str]]:
-    """``texts`` in groups of one token length (at most ``max_batch`` each), so no text is ever padded.
-
-    A padded batch changes the arithmetic of every text in it (other shapes, other summation order): the same
-    report would embed a few 1e-8 apart depending on which reports it was encoded with, and a generated record
-    would then depend on the rest of its batch or on what an earlier shard encoded. Without padding each text's
-    embedding is the same in any batch (checked in tests/conditioning), which keeps cohorts and per-record seeds
-    reproducible.
-    """
-    limit = getattr(encoder, "max_seq_length", None) or 512
-    lengths = [len(ids) for ids in encoder.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
-    groups: dict[int, list[str]] = {}
-    for text, n in zip(texts, lengths):
-        groups.setdefault(n, []).append(text)
-    return [g[i : i + max_batch] for _, g in sorted(groups.items()) for i in range(0, len(g), max_batch)]

@@ -53,8 +53,21 @@ class DataConfig:
     #: Samples between window starts; null: ``window_length`` (no overlap).
     window_stride: int | None = None
     standardise: bool = False
+    #: ``bidmc_ppg`` only: subjects to train on and to take the validation loss from, instead of the fixed split
+    #: (1-37 / 38-45); used by subject-grouped cross-validation (``benchmarks/ppg_cv.py``).
+    train_subjects: list[int] | None = None
+    val_subjects: list[int] | None = None
 
     def __post_init__(self) -> None:
+        for name in ("train_subjects", "val_subjects"):
+            subjects = getattr(self, name)
+            if subjects is not None:
+                if self.kind != "bidmc_ppg":
+                    raise ValueError(f"data.{name} is for data.kind bidmc_ppg only")
+                if not subjects or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in subjects):
+                    raise ValueError(f"data.{name} must be a non-empty list of subject numbers >= 1")
+        if self.train_subjects and self.val_subjects and set(self.train_subjects) & set(self.val_subjects):
+            raise ValueError("data.train_subjects and data.val_subjects overlap: keep subjects apart")
         if self.kind in ("bidmc_ppg", "ptbxl_ppg_sim"):
             return
         if self.fs_hz not in (100, 500):

@@ -520,7 +520,8 @@ def _label_classes(model: nn.Module) -> list[str] | None:
 
 
 def _bidmc_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tuple[Dataset, Dataset]:
-    """BIDMC PPG → ECG lead II windows: training subjects 1-37, validation 38-45 (test 46-53 never read)."""
+    """BIDMC PPG → ECG lead II windows: training subjects 1-37, validation 38-45 (test 46-53 never read), unless
+    ``data.train_subjects`` / ``data.val_subjects`` name others (subject-grouped cross-validation)."""
     from synth.data.bidmc import BIDMC, FS_HZ
     from synth.training.tasks import PPGWindows
 
@@ -532,8 +533,13 @@ def _bidmc_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tuple[D
         raise TrainingError("data.window_length is needed for bidmc_ppg", path=config_file)
     bidmc = BIDMC(resolve_config_path(d.root, config_file))
     out = []
-    for split in ("train", "val"):
-        records = [bidmc.record(s) for s in bidmc.split(split)]
+    for split, chosen in (("train", d.train_subjects), ("val", d.val_subjects)):
+        if chosen is not None:
+            missing = sorted(set(chosen) - set(bidmc.subjects))
+            if missing:
+                raise TrainingError(f"data.{split}_subjects: subjects {missing} are not in {bidmc.root}",
+                                    path=config_file)
+        records = [bidmc.record(s) for s in (chosen if chosen is not None else bidmc.split(split))]
         out.append(PPGWindows(records, length, d.window_stride))
     return out[0], out[1]
 

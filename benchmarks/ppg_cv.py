@@ -37,20 +37,12 @@ def folds_of(subjects: list[int], k: int) -> list[list[int]]:
     return [ordered[i::k] for i in range(k)]
 
 
-def _boot_mean(values: np.ndarray, n_boot: int, seed: int) -> dict:
-    values = values[np.isfinite(values)]
-    rng = np.random.default_rng(seed)
-    reps = [float(np.mean(rng.choice(values, len(values)))) for _ in range(n_boot)]
-    return {"estimate": float(np.mean(values)), "low": float(np.quantile(reps, 0.025)),
-            "high": float(np.quantile(reps, 0.975)), "subjects": int(len(values))}
+def _over_subjects(values: np.ndarray, stat, n_boot: int, seed: int) -> dict:
+    """``stat`` of the per-subject values with its bootstrap interval over subjects."""
+    from evaluation.bootstrap import record_interval
 
-
-def _boot_median(values: np.ndarray, n_boot: int, seed: int) -> dict:
     values = values[np.isfinite(values)]
-    rng = np.random.default_rng(seed)
-    reps = [float(np.median(rng.choice(values, len(values)))) for _ in range(n_boot)]
-    return {"estimate": float(np.median(values)), "low": float(np.quantile(reps, 0.025)),
-            "high": float(np.quantile(reps, 0.975)), "subjects": int(len(values))}
+    return {**record_interval(values, stat, n_boot, seed), "subjects": int(len(values))}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,13 +105,15 @@ def main(argv: list[str] | None = None) -> None:
         entry = {"per_subject": {m: {int(s): v for s, v in sorted(d.items())} for m, d in metrics.items()}}
         for metric, by in metrics.items():
             values = np.array([by[s] for s in sorted(by)], dtype=float)
-            entry[metric] = (_boot_median if metric == "rpeak_ms" else _boot_mean)(values, args.n_boot, args.seed)
+            stat = np.median if metric == "rpeak_ms" else np.mean
+            entry[metric] = _over_subjects(values, lambda v, f=stat: float(f(v)), args.n_boot, args.seed)
         summary["generators"][name] = entry
     r_model = per_subject["model"].get("r", {})
     r_lin = per_subject["baseline:linear"].get("r", {})
     common = sorted(set(r_model) & set(r_lin))
     diff = np.array([r_model[s] - r_lin[s] for s in common])
-    summary["paired_r_difference"] = _boot_mean(diff, args.n_boot, args.seed) if len(diff) else None
+    summary["paired_r_difference"] = (_over_subjects(diff, lambda v: float(np.mean(v)), args.n_boot, args.seed)
+                                      if len(diff) else None)
     summary["wall_s"] = time.perf_counter() - started
 
     def ci(d: dict | None, fmt: str = ".3f") -> str:

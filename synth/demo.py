@@ -33,6 +33,7 @@ from synth.echo.generate import DEFAULT_MODEL_NAME as ECHO_MODEL
 from synth.errors import DataError
 from synth.io_utils import atomic_write_text
 from synth.tasks.common import TASK_CHECKPOINTS, checkpoint_path, write_table
+from synth.tasks.generate import REPORT_GUIDANCE
 from synth.tasks.upsample import UPSAMPLER_NAME
 
 #: (report, requested heart rate in bpm): English and German, as users will prompt.
@@ -43,8 +44,8 @@ DEMO_PROMPTS: tuple[tuple[str, float], ...] = (
     ("Sinusbradykardie, Vorderwandinfarkt", 50.0),
 )
 RECORDS_PER_PROMPT = 2
-#: Classifier-free guidance for report → 12-lead; 2 was chosen over 1 on PTB-XL fold 9 (FD and condition consistency).
-GUIDANCE_SCALE = 2.0
+#: Classifier-free guidance for report → 12-lead (the default of synth generate).
+GUIDANCE_SCALE = REPORT_GUIDANCE
 GIVEN_SETS: tuple[tuple[str, tuple[str, ...]], ...] = (("3lead", ("II", "V1", "V5")), ("1lead", ("II",)))
 PPG_START_S, PPG_DURATION_S = 30.0, 30.0
 #: Every checkpoint the demo runs: the three ECG tasks, the 500 Hz upsampler and ECG → echo.

@@ -5,6 +5,12 @@ x_1 the data (t = 1); the network v(x_t, t) regresses the velocity x_1 − x_0. 
 logit-normal, t = sigmoid(m + s · n), n ~ N(0, 1) (Esser et al. 2024, "Scaling Rectified Flow Transformers",
 §3.1), which spends more updates on the middle of the path. Sampling integrates dx/dt = v(x, t) from t = 0 to
 1 with a pure function over an explicit grid (k-diffusion style): nothing is kept between calls.
+
+Reflow (Liu et al. 2023, §2.2, "k-rectified flow"): trained on pairs (x_0, x_1) that a flow already couples, the
+noise each sample was drawn from and the sample itself, the new flow's paths are straighter, so a few Euler steps
+follow them. A teacher sampled with classifier-free guidance gives a student that draws guided samples in one
+network call per step (guidance distilled, as in InstaFlow, Liu et al. 2024); such a student declares the scale
+it was distilled at (``distilled_guidance``) and samples at guidance 1.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from torch import Tensor, nn
 
 from synth.conditioning.stack import ConditioningStack
 from synth.config import ModelConfig
+from synth.errors import SynthError
 from synth.generative.base import Cond, GenerativeModel, LossOutput, resolve_sampler
 from synth.registry import register
 
@@ -33,6 +40,10 @@ def flow_sampler(name: str, nfe_per_step: int) -> Callable:
         return register("sampler", name)(fn)
 
     return deco
+
+
+class GuidanceError(SynthError, ValueError):
+    """A guidance scale the model cannot sample at."""
 
 
 @flow_sampler("euler", nfe_per_step=1)
@@ -69,6 +80,15 @@ class FlowModel(GenerativeModel):
         sampler: str = "euler"
         #: Grid intervals when ``sample`` gets no ``steps``; None = 16 evaluations (16 Euler or 8 Heun steps).
         default_steps: int | None = None
+        #: The guidance scale of the teacher whose guided samples this model was reflowed on (None: not
+        #: distilled). Such a model is guided already: it samples at guidance_scale 1 only.
+        distilled_guidance: float | None = None
+
+        def __post_init__(self) -> None:
+            if self.default_steps is not None and self.default_steps < 1:
+                raise ValueError("default_steps must be >= 1")
+            if self.distilled_guidance is not None and not 0 <= self.distilled_guidance <= 50:
+                raise ValueError("distilled_guidance must be in [0, 50]")
 
     def __init__(self, cfg: ModelConfig, network: nn.Module, conditioning: ConditioningStack):
         super().__init__(cfg, network, conditioning)
@@ -83,10 +103,21 @@ class FlowModel(GenerativeModel):
         return torch.sigmoid(self.process.logit_mean + self.process.logit_std * normal)
 
     def loss(self, x: Tensor, cond: Cond) -> LossOutput:
-        """x (B, C, T) float32 mV → mean squared error of the velocity x_1 − x_0 (Liu et al. 2023, Eq. 1)."""
+        """x (B, C, T) float32 mV → mean squared error of the velocity x_1 − x_0 (Liu et al. 2023, Eq. 1).
+
+        ``cond["noise"]`` (B, *process_shape), when given, is the coupled x_0 of each x (reflow: the noise a
+        teacher drew x from); otherwise x_0 is drawn independently.
+        """
+        cond = dict(cond)
+        noise = cond.pop("noise", None)
         x1 = self.to_process(x)  # (B, C, T) model units, or (B, c, T') latents
         batch = x1.shape[0]
-        x0 = torch.randn_like(x1)
+        if noise is None:
+            x0 = torch.randn_like(x1)
+        else:
+            x0 = torch.as_tensor(noise, dtype=x1.dtype, device=x1.device)
+            if x0.shape != x1.shape:
+                raise ValueError(f"cond['noise'] has shape {tuple(x0.shape)}, expected {tuple(x1.shape)}")
         t = self.sample_time(batch)  # (B,)
         x_t = t[:, None, None] * x1 + (1 - t[:, None, None]) * x0
         c = self.encode_condition(cond, batch, train=True)
@@ -109,6 +140,11 @@ class FlowModel(GenerativeModel):
         sampler: str | None = None,
     ) -> Tensor:
         """(num_samples, C, T) float32 in mV; ``steps`` grid intervals (default: 16 network evaluations)."""
+        distilled = self.process.distilled_guidance
+        if distilled is not None and guidance_scale != 1.0:
+            raise GuidanceError(f"this model has guidance {distilled:g} distilled into it; it samples at guidance "
+                                f"scale 1 only, got {guidance_scale:g}",
+                                hint="leave the guidance scale at 1 (or use the guided teacher model)")
         integrate = self.sampler if sampler is None else resolve_sampler(sampler, "flow")
         steps = steps or self.process.default_steps or max(1, 16 // integrate.nfe_per_step)
         with self.eval_mode():

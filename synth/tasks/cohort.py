@@ -33,7 +33,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +56,9 @@ class LabelMix:
     #: The labels ``balanced`` spreads over (default: the superclasses the model knows).
     classes: list[str] | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    #: False: records are drawn as ``mix`` says, but the model is given no labels (e.g. report-only prompts);
+    #: the manifest then lists none.
+    given: bool = True
 
 
 @dataclass
@@ -80,7 +83,8 @@ class CohortSpec:
     shard_size: int = 1000
     batch_size: int = 64
     steps: int | None = None
-    guidance_scale: float = 2.0
+    #: None: 2 (chosen on PTB-XL fold 9), or 1 for a model with guidance distilled into it.
+    guidance_scale: float | None = None
     labels: LabelMix = field(default_factory=LabelMix)
     age: Distribution = field(default_factory=Distribution)
     sex: Distribution = field(default_factory=Distribution)
@@ -107,7 +111,8 @@ class CohortSpec:
         check_range("seed", self.seed, *SEED_RANGE)
         check_range("shard_size", self.shard_size, 1, 1_000_000)
         check_range("batch_size", self.batch_size, *BATCH_RANGE)
-        check_range("guidance_scale", self.guidance_scale, *GUIDANCE_RANGE)
+        if self.guidance_scale is not None:
+            check_range("guidance_scale", self.guidance_scale, *GUIDANCE_RANGE)
         if self.steps is not None:
             check_range("steps", self.steps, *STEPS_RANGE)
         if not (self.reports in ("train", "composed", "none") or self.reports.startswith("file:")):
@@ -227,7 +232,7 @@ class ConditionSource:
         for i, k in zip(records, picks):
             ecg_id = self.ecg_ids[k]
             cond: dict[str, Any] = {"source_ecg_id": ecg_id}
-            if "labels" in self.keys and self.known:
+            if "labels" in self.keys and self.known and spec.labels.given:
                 cond["labels"] = list(self.names[k])
             if "report" in self.keys:
                 report = {"train": self.reports[k], "composed": self.english.get(ecg_id, ""), "none": None}.get(
@@ -438,7 +443,7 @@ def build_cohort(spec: CohortSpec, out: str | os.PathLike, *, force: bool = Fals
     from synth.checkpoint import checkpoint_digest, read_config
     from synth.outputs import _sibling, check_output_folder, staged_folder
     from synth.tasks.common import load_task_model
-    from synth.tasks.generate import condition_spec
+    from synth.tasks.generate import condition_spec, guidance_for
 
     # On a machine without GPUs, torchrun's processes are CPU workers (gloo): accelerate needs to be told.
     state = PartialState(cpu=not torch.cuda.is_available())
@@ -448,6 +453,7 @@ def build_cohort(spec: CohortSpec, out: str | os.PathLike, *, force: bool = Fals
         from synth.tasks.common import checkpoint_path
 
         folder = checkpoint_path(spec.model)
+    spec = replace(spec, guidance_scale=guidance_for(folder, spec.guidance_scale))
     signal = read_config(folder)["model"].get("signal", {})
     length = int(signal.get("length", 1000))
     limits.check_size(spec.size * 12 * length * 2, f"a cohort of {spec.size:,} records", allow_large=allow_large,

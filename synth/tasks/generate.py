@@ -109,6 +109,27 @@ def condition_spec(folder: str | os.PathLike) -> tuple[set[str], list[str] | Non
     return keys, classes
 
 
+#: Classifier-free guidance for report → ECG when none is asked: 2, chosen over 1, 1.5 and 3 on PTB-XL fold 9
+#: (FD and condition consistency; checkpoints/report2ecg/README.md).
+REPORT_GUIDANCE = 2.0
+
+
+def guidance_for(folder: str | os.PathLike, asked: float | None, default: float = REPORT_GUIDANCE) -> float:
+    """The guidance scale to sample the export ``folder`` at: ``asked``, else ``default``. A model with guidance
+    distilled into it (``process.distilled_guidance``) is guided already and samples at 1 only; read from its
+    ``config.json``, so a wrong request fails before the model loads."""
+    from synth.checkpoint import read_config
+
+    distilled = (read_config(folder)["model"].get("process") or {}).get("distilled_guidance")
+    if distilled is None:
+        return default if asked is None else float(asked)
+    if asked not in (None, 1.0):
+        raise DataError(f"this model has guidance {distilled:g} distilled into it and samples at guidance scale 1 "
+                        f"only, not {asked:g}", path=folder,
+                        hint="leave out --guidance-scale (or use a model without distilled guidance)")
+    return 1.0
+
+
 def build_condition(model, prompt: Prompt, *, source: str | None = None) -> dict:
     """The ``cond`` dict (batch of one) for ``model`` from ``prompt``; unknown label names and attributes the model
     was not trained on are refused."""

@@ -39,7 +39,10 @@ class DataConfig:
     #: a lead mask drawn per item), ``bidmc_ppg`` (PPG → ECG lead II), ``ptbxl_upsample`` (records present at 100 and
     #: 500 Hz: the 500 Hz detail given the upsampled 100 Hz record); see :mod:`synth.training.tasks`.
     #: ``ptbxl_ppg_sim`` (PTB-XL lead II with a PPG simulated from its R-peaks, :class:`SimulatedPPGWindows`).
-    kind: Literal["ptbxl", "ptbxl_report", "ptbxl_leads", "bidmc_ppg", "ptbxl_upsample", "ptbxl_ppg_sim"] = "ptbxl"
+    #: ``reflow`` (a teacher's samples and their noise from the cohorts ``cohorts`` / ``val_cohorts``,
+    #: :class:`ReflowPairs`).
+    kind: Literal["ptbxl", "ptbxl_report", "ptbxl_leads", "bidmc_ppg", "ptbxl_upsample", "ptbxl_ppg_sim",
+                  "reflow"] = "ptbxl"
     root: str = "../shared/data/ptbxl"
     fs_hz: int = 100
     #: ``load_signals`` cache folder: the signals are read once and memory-mapped after that. null: in memory.
@@ -57,8 +60,19 @@ class DataConfig:
     #: (1-37 / 38-45); used by subject-grouped cross-validation (``benchmarks/ppg_cv.py``).
     train_subjects: list[int] | None = None
     val_subjects: list[int] | None = None
+    #: ``reflow`` only: cohort folders (``synth cohort``) of the teacher's samples to train on and to take the
+    #: validation loss from (made with other seeds, so other noise and conditions).
+    cohorts: list[str] | None = None
+    val_cohorts: list[str] | None = None
 
     def __post_init__(self) -> None:
+        if (self.cohorts or self.val_cohorts) and self.kind != "reflow":
+            raise ValueError("data.cohorts and data.val_cohorts are for data.kind reflow only")
+        if self.kind == "reflow":
+            if not self.cohorts or not self.val_cohorts:
+                raise ValueError("data.kind reflow needs data.cohorts and data.val_cohorts (cohort folders)")
+            if set(self.cohorts) & set(self.val_cohorts):
+                raise ValueError("data.cohorts and data.val_cohorts share a folder: keep them apart")
         for name in ("train_subjects", "val_subjects"):
             subjects = getattr(self, name)
             if subjects is not None:

@@ -7,9 +7,11 @@
   index: the wearable 3-lead set, single leads, or any subset, so one model serves every lead set.
 - :class:`PPGWindows`: BIDMC PPG windows → ECG lead II, subject-wise splits, overlapping windows.
 - :class:`UpsampleWindows`: records present at 100 and 500 Hz: what the 500 Hz window adds to the upsampled 100 Hz one.
+- :class:`ReflowPairs`: the records of synthetic cohorts with the noise each was drawn from, to reflow (distil) the
+  model that made them.
 
 A training YAML chooses one with ``data.kind`` (``ptbxl``, ``ptbxl_report``, ``ptbxl_leads``, ``bidmc_ppg``,
-``ptbxl_upsample``).
+``ptbxl_upsample``, ``ptbxl_ppg_sim``, ``reflow``).
 """
 
 from __future__ import annotations
@@ -245,3 +247,64 @@ class UpsampleWindows(Dataset):
         sl = slice(j * self.window_stride, j * self.window_stride + self.window_length)
         mask = np.ones(self.up.shape[1], dtype=bool)
         return self.residual[k, :, sl].copy(), {"leads": self.up[k, :, sl].copy(), "lead_mask": mask}
+
+
+class ReflowPairs(Dataset):
+    """Teacher samples and their noise, from cohorts a guided teacher made (``synth cohort``): ``x`` = the record's
+    ``leads`` (C, T) mV, ``cond`` = the conditions the teacher was given, exactly as it was given them (an empty
+    report, label list, age, sex or heart rate in the manifest was absent for the teacher, so it is absent here:
+    blank / NaN) plus ``noise`` (``noise_shape``), the N(0, I) draw of the record's noise seed, which the teacher's
+    sampler started from (:meth:`synth.generative.base.GenerativeModel.initial_noise`). Training a flow on these
+    couplings is reflow (:mod:`synth.generative.flow`).
+
+    Args:
+        folders: finished cohort folders, all made at ``fs_hz`` with ``T`` samples.
+        classes: the label columns of the model being trained (its labels adapter's classes).
+        leads: the model's channels, by name (e.g. the 8 independent leads).
+        noise_shape: the model's ``process_shape``.
+        keys: the ``cond`` keys the model reads (None: all a cohort has).
+    """
+
+    def __init__(self, folders: Sequence[str], classes: Sequence[str] | None, leads: Sequence[str],
+                 noise_shape: Sequence[int], keys: Sequence[str] | None = None):
+        from synth.data.cohort import Cohort
+
+        if not folders:
+            raise DataError("reflow needs at least one cohort folder (data.cohorts)")
+        self.cohorts = [Cohort(f, classes=classes) for f in folders]
+        self.classes = None if classes is None else list(classes)
+        for cohort in self.cohorts:
+            names = list(cohort.meta.get("leads", LEADS_12))
+            missing = [n for n in leads if n not in names]
+            if missing:
+                raise DataError(f"cohort has no lead {missing[0]}", path=cohort.path)
+        self.lead_index = [[list(c.meta.get("leads", LEADS_12)).index(n) for n in leads] for c in self.cohorts]
+        self.noise_shape = tuple(int(n) for n in noise_shape)
+        self.keys = None if keys is None else set(keys)
+        self.offsets = np.cumsum([0] + [len(c) for c in self.cohorts])
+        samples = int(self.cohorts[0].meta.get("samples", 0))
+        self.sample_shape = (len(leads), samples)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, dict[str, Any]]:
+        import torch
+
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} pairs")
+        k = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        cohort, i = self.cohorts[k], index - int(self.offsets[k])
+        x = cohort.signal(i)[self.lead_index[k]]
+        row = cohort.rows[i]
+        cond = cohort.cond(i)
+        cond.pop("record")
+        if not cohort.label_lists[i]:  # no label given to the teacher: absent, not "all negative"
+            cond["labels"] = np.full_like(cond["labels"], np.nan)
+        if self.classes is None:
+            cond.pop("labels")
+        if self.keys is not None:
+            cond = {k: v for k, v in cond.items() if k in self.keys}
+        generator = torch.Generator().manual_seed(int(row["noise_seed"]))
+        cond["noise"] = torch.randn(self.noise_shape, generator=generator).numpy()
+        return np.ascontiguousarray(x), cond

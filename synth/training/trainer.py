@@ -469,6 +469,8 @@ def build_datasets(cfg: TrainConfig, model: nn.Module, config_file: Path) -> tup
                             hint="make data.fs_hz match the model's signal.fs_hz")
     if d.kind == "ptbxl_upsample":
         return _upsample_datasets(cfg, signal, config_file)
+    if d.kind == "reflow":
+        return _reflow_datasets(cfg, model, config_file)
     fields = d.cond_fields
     if fields is None:
         reads = sorted(getattr(getattr(model, "conditioning", None), "keys", ()))
@@ -509,6 +511,27 @@ def build_datasets(cfg: TrainConfig, model: nn.Module, config_file: Path) -> tup
     if signal is not None and train.sample_shape[0] != signal.channels:
         raise TrainingError(f"data.leads gives {train.sample_shape[0]} channels, the model generates "
                             f"{signal.channels}", hint="make data.leads match the model's signal.channels")
+    return train, val
+
+
+def _reflow_datasets(cfg: TrainConfig, model: nn.Module, config_file: Path) -> tuple[Dataset, Dataset]:
+    """A teacher's cohorts as reflow pairs for ``model`` (its leads, label classes and noise shape)."""
+    from synth.data.leads import leads_for_channels
+    from synth.training.tasks import ReflowPairs
+
+    d = cfg.data
+    if any(p > 0 for p in getattr(getattr(model, "conditioning", None), "p_drop", {}).values()):
+        raise TrainingError("reflow pairs carry the conditions the teacher was given; dropping some would pair a "
+                            "sample with conditions it was not drawn for", path=config_file,
+                            hint="set p_drop: 0 for every adapter of the student's model YAML")
+    leads = leads_for_channels(model.cfg.signal.channels)
+    classes, shape = _label_classes(model), tuple(model.process_shape)
+    keys = sorted(model.conditioning.keys)
+    train, val = (ReflowPairs([str(resolve_config_path(f, config_file)) for f in folders], classes, leads, shape,
+                              keys=keys) for folders in (d.cohorts, d.val_cohorts))
+    if train.sample_shape != tuple(model.sample_shape):
+        raise TrainingError(f"the cohorts hold {train.sample_shape} records, the model makes {model.sample_shape}",
+                            path=config_file, hint="make the cohorts with the teacher of this student")
     return train, val
 
 

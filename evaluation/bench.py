@@ -324,10 +324,13 @@ def _generate(spec: GeneratorSpec, cond: Conditions, train_pool: np.ndarray, tra
         x, _ = gen.sample(labels=cond.labels, seed=seed)
         return x, {"how": "training record with the closest superclass labels (Hamming), ties broken at random"}
     model = _load_model(spec)
+    distilled = getattr(model.process, "distilled_guidance", None)
+    guidance_scale = 1.0 if distilled is not None else guidance_scale  # guided already: its only scale is 1
     x = _sample_checkpoint(model, lambda rows: _checkpoint_condition(model, cond, rows), n, seed, batch_size, steps,
                            spec.name, progress, guidance_scale)
     used = steps or getattr(model.process, "default_steps", None)
-    return x, {"how": f"load_pretrained({spec.path}) + sample ({used} steps, guidance scale {guidance_scale:g}), "
+    guidance = f"guidance {distilled:g} distilled" if distilled is not None else f"guidance scale {guidance_scale:g}"
+    return x, {"how": f"load_pretrained({spec.path}) + sample ({used} steps, {guidance}), "
                       f"conditioned on {sorted(model.conditioning.keys)}"}
 
 

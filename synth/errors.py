@@ -7,6 +7,10 @@ catch them as :class:`ValueError` (bad content) or :class:`FileNotFoundError` (m
 from __future__ import annotations
 
 import os
+import re
+
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class SynthError(Exception):
@@ -21,7 +25,9 @@ class SynthError(Exception):
     def __str__(self) -> str:
         text = self.problem if self.path is None else f"{self.path}: {self.problem}"
         text = text if not self.hint else f"{text} ({self.hint})"
-        return " ".join(text.split("\n")).strip()  # one line, whatever a library put in its message
+        text = _ESCAPES.sub("", text)  # colour codes some libraries put in their messages
+        text = _CONTROLS.sub(" ", text)
+        return " ".join(text.split()).strip()  # one line, whatever a library put in its message
 
 
 class DataError(SynthError, ValueError):

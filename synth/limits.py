@@ -73,6 +73,8 @@ def arg(lo: float | None, hi: float | None, kind: type = float, *, lo_open: bool
 
 def describe(lo: float | None, hi: float | None, *, lo_open: bool = False) -> str:
     def fmt(v):
+        if isinstance(v, int):
+            return f"{v:,}"  # exactly: a float would round bounds such as 2^63 - 1
         return f"{v:,.0f}" if float(v).is_integer() else f"{v:g}"
 
     if lo is None:
@@ -103,7 +105,8 @@ def check_rate(fs_hz, *, path: str | None = None, what: str = "sampling rate") -
         raise DataError(f"{what} {fs_hz!r} is not a number", path=path) from None
     lo, hi = FS_RANGE_HZ
     if not (math.isfinite(value) and lo <= value <= hi):
-        raise DataError(f"{what} {fs_hz!r} Hz is outside the range synth reads ({lo:g}-{hi:,.0f} Hz)", path=path,
+        shown = f"{value:.6g}" if math.isfinite(value) or math.isnan(value) else repr(fs_hz)
+        raise DataError(f"{what} {shown} Hz is outside the range synth reads ({lo:g}-{hi:,.0f} Hz)", path=path,
                         hint="check the header or time column; declare the rate with --in-fs")
     return value
 

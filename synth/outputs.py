@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -43,6 +44,8 @@ STAGING_MARKER = ".synth-staging.json"
 COMMIT = ".synth-commit.json"
 #: The mark synth embeds in the files it writes (see :func:`file_is_synth_output`).
 WRITER = f"synth {__version__}"
+#: Header comment binding a WFDB ``.dat`` to the ``.hea`` synth wrote with it: ``# synth-dat-sha256: HEX``.
+DAT_SEAL = "synth-dat-sha256"
 
 
 class OutputLockedError(SynthError, RuntimeError):
@@ -196,20 +199,32 @@ def write_marker(folder: Path, **extra) -> Path:
     return folder / MARKER
 
 
+#: The mark exactly as :data:`WRITER` writes it (any version): "synth 0.1.0", not "synthwave 1.0" or "synthetic".
+_MARK = re.compile(r"synth \d+(\.\d+)*([.+-][0-9A-Za-z.]+)?")
+
+
+def is_mark(text: str) -> bool:
+    """Whether ``text`` is synth's mark (:data:`WRITER` of some version), exactly."""
+    return bool(_MARK.fullmatch(str(text).strip()))
+
+
 def file_is_synth_output(path: str | os.PathLike) -> bool:
-    """Whether ``path`` carries the mark synth embeds in what it writes (by format, from the name)."""
+    """Whether ``path`` carries the mark synth embeds in what it writes (by format, from the name): a PNG
+    ``Software`` text chunk, an MP4 ``comment``, an NPZ ``writer`` entry, a CSV's first line ``# synth X.Y.Z``, a
+    WFDB header whose first comment is that line; a ``.dat`` when its header is synth's and records the ``.dat``'s
+    SHA-256 unchanged."""
     p = Path(path)
     if p.is_symlink() or not p.is_file():
         return False
     name = p.name.lower()
     try:
         if name.endswith(".png"):
-            return _png_text(p).get("Software", "").startswith("synth")
+            return is_mark(_png_text(p).get("Software", ""))
         if name.endswith(".mp4"):
             import av
 
             with av.open(str(p)) as container:
-                return str(container.metadata.get("comment", "")).startswith("synth")
+                return is_mark(container.metadata.get("comment", ""))
         if name.endswith(".npz"):
             with zipfile.ZipFile(p) as z:
                 if "writer.npy" not in z.namelist():
@@ -217,18 +232,42 @@ def file_is_synth_output(path: str | os.PathLike) -> bool:
             import numpy as np
 
             with np.load(p, allow_pickle=False) as data:
-                return str(data["writer"]).startswith("synth")
+                return is_mark(data["writer"])
         if name.endswith(".csv"):
             with open(p, "rb") as fh:
-                return fh.readline().startswith(b"# synth")
+                first = fh.readline(256).decode("utf-8", errors="replace").strip()
+            return first.startswith("#") and is_mark(first[1:])
         if name.endswith(".dat"):
-            return file_is_synth_output(p.with_suffix(".hea"))
+            return _dat_sealed(p)
         if name.endswith(".hea"):
-            with open(p, encoding="utf-8", errors="replace") as fh:
-                return any(line.strip().startswith("# synth") for line in fh)
+            comments = _header_comments(p)
+            return bool(comments) and is_mark(comments[0])
     except Exception:  # noqa: BLE001 - an unreadable or damaged file is not one synth can vouch for
         return False
     return False
+
+
+def _header_comments(hea: Path) -> list[str]:
+    """The ``#`` comment lines of a WFDB header, without the ``#``."""
+    with open(hea, encoding="utf-8", errors="replace") as fh:
+        return [line.strip()[1:].strip() for line in fh if line.strip().startswith("#")]
+
+
+def _dat_sealed(dat: Path) -> bool:
+    """A ``.dat`` beside a synth header that records its SHA-256 (:data:`DAT_SEAL`), and still has it."""
+    import hashlib
+
+    hea = dat.with_suffix(".hea")
+    if not file_is_synth_output(hea):
+        return False
+    seals = [c.split(":", 1)[1].strip() for c in _header_comments(hea) if c.startswith(f"{DAT_SEAL}:")]
+    if len(seals) != 1:
+        return False
+    digest = hashlib.sha256()
+    with open(dat, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest() == seals[0]
 
 
 def _png_text(path: Path) -> dict[str, str]:
@@ -261,13 +300,23 @@ def _refuse_existing(path: Path, overwrite: bool, *, is_folder: bool,
     if not overwrite:
         raise OutputExistsError(f"{what} already exists", path=path, hint="choose another name or pass --force")
     if is_folder:
-        reason = (owned or folder_refusal)(path)
+        reason = (owned or folder_refusal)(path) or _unremovable(path)
     else:
         reason = protected_reason(path) or (
             None if file_is_synth_output(path) else "synth did not write it (it carries no synth mark)")
     if reason:
         raise OutputRefusedError(f"--force will not replace it: {reason}", path=path,
                                  hint="choose another output, or move it away yourself if you mean to lose it")
+
+
+def _unremovable(folder: Path) -> str | None:
+    """Why this process could not delete ``folder`` once replaced (a read-only folder in it), else None."""
+    for root, dirs, _ in os.walk(folder):
+        if not os.access(root, os.W_OK | os.X_OK):
+            where = Path(root).relative_to(folder).as_posix()
+            return f"synth could not delete it afterwards ({'it' if where == '.' else where} is read-only to you)"
+        dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
+    return None
 
 
 def _remove_ours(folder: Path, *markers: str) -> None:
@@ -277,7 +326,11 @@ def _remove_ours(folder: Path, *markers: str) -> None:
     if folder.is_symlink() or not any((folder / m).is_file() for m in markers):
         raise OutputRefusedError(f"{folder.name} is in the way and synth did not make it", path=folder,
                                  hint="move it away; synth uses this name for its staging")
-    shutil.rmtree(folder)
+    try:
+        shutil.rmtree(folder)
+    except OSError as err:
+        raise OutputRefusedError(f"synth's leftover folder cannot be removed ({err.strerror or err})", path=folder,
+                                 hint="fix its permissions or remove it yourself") from None
 
 
 # -- staged outputs ----------------------------------------------------------------------------------------------
@@ -374,7 +427,7 @@ def staged_folder(path: str | os.PathLike, *, overwrite: bool = False, resume_ke
         if final.exists():
             _move(final, old)
             _move(staging, final)
-            shutil.rmtree(old)
+            _remove_ours(old, MARKER)
         else:
             _move(staging, final)
 
@@ -396,7 +449,9 @@ def staged_files(paths: Sequence[str | os.PathLike], *, overwrite: bool = False)
             raise OutputRefusedError("is a folder, not a file", path=p, hint="give a file name for the output")
     anchor = finals[-1]
     staging = _sibling(anchor, "staging")
-    with output_lock(anchor):
+    with contextlib.ExitStack() as locks:
+        for p in sorted(finals):  # every file of the unit: no other synth run writes any of them meanwhile
+            locks.enter_context(output_lock(p))
         _recover_files(anchor.parent, staging)  # first: it may finish a unit a killed run had committed
         for p in finals:
             _refuse_existing(p, overwrite, is_folder=False)
@@ -410,6 +465,12 @@ def staged_files(paths: Sequence[str | os.PathLike], *, overwrite: bool = False)
         if missing:
             shutil.rmtree(staging, ignore_errors=True)
             raise RuntimeError(f"staged_files: {missing} were not written")
+        try:
+            for p in finals:  # a file put there by hand while we worked is not replaced without --force
+                _refuse_existing(p, overwrite, is_folder=False)
+        except SynthError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         mode = 0o666 & ~_umask()
         for p in finals:
             os.chmod(staging / p.name, mode)

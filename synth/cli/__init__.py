@@ -23,9 +23,10 @@ _OS_ERRORS: dict[int, tuple[str, str]] = {
     errno.EACCES: ("permission denied", "check the permissions, or choose another location"),
     errno.EPERM: ("operation not permitted", "check the permissions, or choose another location"),
     errno.EROFS: ("read-only file system", "choose an output on a writable disk"),
-    errno.ENOSPC: ("no space left on the disk", "free some space or choose another disk; nothing half-written was "
-                                                 "left"),
-    errno.EDQUOT: ("disk quota exceeded", "free some space or choose another disk; nothing half-written was left"),
+    errno.ENOSPC: ("no space left on the disk", "free some space or choose another disk; nothing half-written "
+                                                 "reached the output, and the same command resumes or cleans up"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or choose another disk; nothing half-written reached "
+                                          "the output, and the same command resumes or cleans up"),
     errno.ENAMETOOLONG: ("file name too long", "choose a shorter name"),
     errno.ENOTDIR: ("a part of the path is not a folder", "check the path"),
     errno.EISDIR: ("is a folder, not a file", "give a file name"),

@@ -260,6 +260,7 @@ def read_npz(path: str | os.PathLike, **kwargs) -> Record:
     import zipfile
 
     try:
+        _check_npz_member_size(p, "signal.npy")
         with np.load(p, allow_pickle=False) as z:
             signal = _real_array(z["signal"], "signal")
             fs = float(z["fs_hz"])
@@ -274,6 +275,25 @@ def read_npz(path: str | os.PathLike, **kwargs) -> Record:
                         hint="expected arrays signal, fs_hz, leads (written by synth data convert --to npz)") from None
     leads = canonical_leads(leads, source=str(p))
     return _finish(Record(signal, fs, leads, units, meta, str(p)), **_finish_kwargs(kwargs))
+
+
+def _check_npz_member_size(path: Path, member: str) -> None:
+    """Refuse an NPZ whose ``member`` array header declares more than synth reads into memory, before reading it."""
+    import zipfile
+
+    from synth.limits import MAX_MEMORY_BYTES, human_bytes
+
+    with zipfile.ZipFile(path) as zf:
+        if member not in zf.namelist():
+            return  # reported as a missing array by the caller
+        with zf.open(member) as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(fh)
+    size = int(np.prod(shape, dtype=np.float64)) * max(int(dtype.itemsize), 4)
+    if size > MAX_MEMORY_BYTES:
+        raise DataError(f"array {member[:-4]} of shape {tuple(shape)} is too large to read ({human_bytes(size)})",
+                        path=path)
 
 
 def _finish_kwargs(kwargs: dict) -> dict:
@@ -366,8 +386,21 @@ def rate_from_time_column(column, *, path: Path, median_of: int | None = None) -
         raise DataError(f"time column {name!r} holds non-numeric values", path=path) from None
     if not np.isfinite(t).all():
         raise DataError(f"time column {name!r} holds missing or infinite values", path=path)
-    if len(t) < 2 or np.median(np.diff(t)) <= 0 or t[-1] <= t[0]:
+    steps = np.diff(t)
+    if len(t) < 2 or np.median(steps) <= 0 or t[-1] <= t[0]:
         raise DataError(f"time column {name!r} is not increasing", path=path)
+    if not median_of and not (steps > 0).all():  # (files with drifting printed times may repeat one)
+        where = int(np.flatnonzero(steps <= 0)[0]) + 2
+        raise DataError(f"time column {name!r} is not increasing (at data row {where})", path=path,
+                        hint="the samples must be in time order, one per time step")
+    if not median_of and len(t) >= 8:
+        # One rate throughout: the mean step of each half agrees (printed times round each step, not the span).
+        half = len(steps) // 2
+        first, second = float(steps[:half].mean()), float(steps[half:].mean())
+        if abs(first - second) > 0.01 * (first + second) / 2 or steps.max() > 3 * float(np.median(steps)):
+            raise DataError(f"time column {name!r} does not have one sampling rate ({1 / first:.6g} Hz in the first "
+                            f"half, {1 / second:.6g} Hz in the second, longest step {steps.max():.6g} s)", path=path,
+                            hint="resample the record to one rate, or fill its gaps, before reading it")
     if median_of:
         rate = 1.0 / float(np.median(np.diff(t[: median_of + 1])))
     else:  # the mean step over the whole span: a single printed step (0.00277778 s at 360 Hz) is too coarse

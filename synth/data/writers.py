@@ -6,6 +6,7 @@ For WFDB the ``.dat`` is renamed into place before the ``.hea``: a header never 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import numpy as np
 from synth.data.record import Record
 from synth.errors import DataError, OutputExistsError
 from synth.io_utils import atomic_path
-from synth.outputs import WRITER
+from synth.outputs import DAT_SEAL, WRITER
 
 Format = Literal["wfdb", "npz", "csv"]
 FORMATS: tuple[str, ...] = ("wfdb", "npz", "csv")
@@ -105,17 +106,33 @@ def write_wfdb(record: Record, path: str | os.PathLike, *, default_gain: float =
     base.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=base.parent))
     try:
-        wfdb.wrsamp(
-            name, fs=record.fs_hz, units=[_wfdb_unit(u) for u in record.units], sig_name=list(record.leads),
-            d_signal=digital.T.copy(), fmt=["16"] * len(record.leads), adc_gain=gains.tolist(),
-            baseline=[0] * len(record.leads), comments=comments, write_dir=str(tmpdir),
-        )  # fmt: skip
+        try:
+            wfdb.wrsamp(
+                name, fs=record.fs_hz, units=[_wfdb_unit(u) for u in record.units], sig_name=list(record.leads),
+                d_signal=digital.T.copy(), fmt=["16"] * len(record.leads), adc_gain=gains.tolist(),
+                baseline=[0] * len(record.leads), comments=comments, write_dir=str(tmpdir),
+            )  # fmt: skip
+        except OSError as err:
+            if err.errno is not None:
+                raise
+            # NumPy's tofile reports a short write ("N requested and M written") without an errno: a full disk.
+            raise OSError(errno.ENOSPC, f"could not write the whole record ({err})", str(base)) from None
+        _seal_dat(tmpdir / f"{name}.hea", tmpdir / f"{name}.dat")
         hea, dat = base.with_name(name + ".hea"), base.with_name(name + ".dat")
         os.replace(tmpdir / f"{name}.dat", dat)
         os.replace(tmpdir / f"{name}.hea", hea)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return [hea, dat]
+
+
+def _seal_dat(hea: Path, dat: Path) -> None:
+    """Append the ``.dat``'s SHA-256 to its header, so that a ``.dat`` counts as synth's only while unchanged."""
+    import hashlib
+
+    digest = hashlib.sha256(dat.read_bytes()).hexdigest()
+    with open(hea, "a", encoding="utf-8") as fh:
+        fh.write(f"# {DAT_SEAL}: {digest}\n")
 
 
 def write_npz(record: Record, path: str | os.PathLike) -> Path:

@@ -276,8 +276,13 @@ def _report_lines(spec: CohortSpec) -> list[str]:
     if not path.is_file():
         raise MissingFileError("reports file not found", path=path)
     from synth.io_utils import read_text_lenient
+    from synth.tasks.generate import Prompt
 
-    lines = [ln.strip() for ln in read_text_lenient(path).splitlines() if ln.strip()]
+    lines = []
+    for number, line in enumerate(read_text_lenient(path).splitlines(), start=1):
+        if line.strip():
+            Prompt(report=line.strip()).check(source=f"{path} line {number}")
+            lines.append(line.strip())
     if not lines:
         raise DataError("reports file holds no reports", path=path, hint="one report per line")
     return lines

@@ -53,6 +53,12 @@ class Prompt:
         if self.report is not None and len(self.report) > MAX_REPORT_CHARS:
             raise DataError(f"report of {len(self.report)} characters is too long", path=source,
                             hint=f"keep it under {MAX_REPORT_CHARS} characters")
+        if self.report is not None:
+            try:
+                self.report.encode("utf-8")
+            except UnicodeEncodeError:  # bytes that are not UTF-8, passed on by the shell
+                raise DataError("report is not valid UTF-8 text", path=source,
+                                hint="write the report in UTF-8 (check the terminal's or the file's encoding)") from None
         if self.report is not None and _CONTROL.search(self.report):
             code = ord(_CONTROL.search(self.report).group())
             raise DataError(f"report holds a control character (U+{code:04X})", path=source,
@@ -178,6 +184,8 @@ def _number(row: dict, key: str, source: str, kind=float):
     text = _cell(row, key)
     if text is None:
         return None
+    if kind is int and re.fullmatch(r"[+-]?\d+", text):
+        return int(text)  # exactly: a float would round a large seed
     try:
         value = float(text)
     except ValueError:
@@ -187,6 +195,9 @@ def _number(row: dict, key: str, source: str, kind=float):
     if kind is int:
         if value != int(value):
             raise DataError(f"{key} {text!r} is not a whole number", path=source)
+        if abs(value) >= 2**53:
+            raise DataError(f"{key} {text!r} is too large to be read exactly in this form", path=source,
+                            hint="write it out in digits")
         return int(value)
     return value
 

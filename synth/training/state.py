@@ -107,10 +107,15 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"incomplete checkpoint: {path.name} is missing", path=path.parent,
                               hint="delete this checkpoint folder to resume from the one before it")
     try:
-        return load_file(str(path))
+        state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"not a valid safetensors file ({err})", path=path,
                               hint="checkpoints hold safetensors only; pickled weights are never loaded") from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{len(bad)} weight tensors hold NaN or inf (e.g. {bad[0]})", path=path,
+                              hint="the checkpoint is damaged: delete its folder to resume from the one before it")
+    return state
 
 
 def capture_rng() -> dict[str, Any]:

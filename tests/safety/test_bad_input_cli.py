@@ -140,6 +140,35 @@ def disk_full(monkeypatch):
     monkeypatch.setattr(np, "savez_compressed", full)
 
 
+def wfdb_short_write(monkeypatch):
+    """What a full disk does under wfdb: NumPy's tofile writes part of the samples and says so, with no errno."""
+    import wfdb
+
+    def short(*args, **kwargs):
+        raise OSError("24000 requested and 4096 written")
+
+    monkeypatch.setattr(wfdb, "wrsamp", short)
+
+
+def npz_declaring(tmp: Path, name: str, shape: tuple) -> Path:
+    """An NPZ whose ``signal.npy`` header claims ``shape`` (float32) while holding a few bytes only."""
+    import io
+    import zipfile
+
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(tmp / name, "w") as zf:
+        zf.writestr("signal.npy", head.getvalue() + b"\0" * 64)
+        buf = io.BytesIO()
+        np.save(buf, np.float64(100.0))
+        zf.writestr("fs_hz.npy", buf.getvalue())
+    return tmp / name
+
+
+def csv_times(tmp: Path, name: str, times) -> Path:
+    return text(tmp, name, "time_s,II\n" + "".join(f"{t:.6f},0.1\n" for t in times))
+
+
 def no_permission(monkeypatch):
     import synth.outputs
 
@@ -149,12 +178,14 @@ def no_permission(monkeypatch):
     monkeypatch.setattr(synth.outputs.os, "open", refused)
 
 
-def yaml_file(tmp: Path, content: str) -> Path:
-    return text(tmp, "train.yaml", content)
+def yaml_file(tmp: Path, content: str, name: str = "train.yaml") -> Path:
+    return text(tmp, name, content)
 
 
 TRAIN = "model: configs/model/flow_dit_tiny.yaml\ndata: {root: ../shared/data/ptbxl}\n"
 GEN = ["generate", "--report", "sinus rhythm", "--n", 1]
+COHORT = ["cohort", Path(__file__).resolve().parents[2] / "configs" / "cohort" / "default.yaml", "size=2",
+          f"data={sample_ptbxl_root()}", "cache_dir=null"]
 
 
 def gen(*extra) -> Callable:
@@ -286,6 +317,16 @@ CASES = [
          "above the", "o.csv", low_output_limit),
     Case("convert-disk-full", lambda t, c: ["data", "convert", SAMPLE, t / "o.npz", "--to", "npz"],
          "no space left", "o.npz", disk_full),
+    Case("convert-disk-full-wfdb", lambda t, c: ["data", "convert", SAMPLE, t / "o", "--to", "wfdb"],
+         "no space left", "o", wfdb_short_write),
+    Case("npz-huge-declared", info(lambda t: npz_declaring(t, "big.npz", (12, 10**11))), "too large to read",
+         "big.npz"),
+    Case("csv-time-jumps-back", info(lambda t: csv_times(t, "back.csv", [*np.arange(1000) / 500,
+                                                                          *(1.5 + np.arange(1000) / 500)])),
+         "not increasing (at data row 1001)", "back.csv"),
+    Case("csv-time-two-rates", info(lambda t: csv_times(t, "two.csv", [*np.arange(1000) / 500,
+                                                                         *(2 + np.arange(1, 1001) / 250)])),
+         "does not have one sampling rate", "two.csv"),
     # -- generate --------------------------------------------------------------------------------------------------
     Case("gen-steps-zero", gen("--steps", 0), f"--steps: 0 {OUT_OF}"),
     Case("gen-steps-negative", gen("--steps", -1), f"--steps: -1 {OUT_OF}"),
@@ -311,6 +352,16 @@ CASES = [
     Case("gen-control-char", lambda t, c: ["generate", "--report", "sinus\x07rhythm", "--out", t / "out"],
          "control character"),
     Case("gen-report-long", lambda t, c: ["generate", "--report", "x" * 5000, "--out", t / "out"], "too long"),
+    Case("gen-report-not-utf8", lambda t, c: ["generate", "--report", "a\udcff\udcfeb", "--out", t / "out"],
+         "not valid UTF-8"),
+    Case("gen-prompts-seed-huge", lambda t, c: ["generate", "--prompts", prompts(t, "report,seed\nx,9223372036854775000\n"),
+                                                "--out", t / "out"], "9,223,372,036,654,775,807", "prompts.csv"),
+    Case("cohort-reports-control", lambda t, c: [*COHORT, f"reports=file:{text(t, 'r.txt', 'sinus' + chr(27) + 'x')}",
+                                                 "--out", t / "out", "--quiet"], "control character", "r.txt"),
+    Case("cohort-python-tag", lambda t, c: ["cohort", yaml_file(t, "size: !!python/object/apply:os.system ['true']\n",
+                                                                "spec.yaml"), "--out", t / "out"],
+         "Python tags are not allowed", "spec.yaml"),
+    Case("cohort-size-nan", lambda t, c: [*COHORT, "size=nan", "--out", t / "out", "--quiet"], "size", "default.yaml"),
     Case("gen-too-large", lambda t, c: ["generate", "--n", 10**7, "--out", t / "out"], "above the"),
     Case("gen-batch-memory", gen("--batch-size", 4096), "--batch-size 4096 needs about", "", low_memory_limit),
     Case("gen-prompts-missing", lambda t, c: ["generate", "--prompts", t / "p.csv", "--out", t / "out"],

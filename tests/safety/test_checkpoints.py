@@ -54,3 +54,15 @@ def test_sizes_that_do_not_match_the_weights_fail_before_allocation(tmp_path, ti
     with pytest.raises(ValueError) as exc:  # CheckpointError or ConfigError, both one-line user errors
         load_pretrained(folder)  # 10**8 channels would ask for terabytes if built for real
     assert str(folder) in str(exc.value)
+
+
+def test_a_training_checkpoint_with_nan_weights_is_refused_naming_its_file(tmp_path):
+    from safetensors.torch import save_file
+
+    from synth.training.state import load_tensors
+
+    path = tmp_path / "model.safetensors"
+    save_file({"w": torch.tensor([1.0, float("nan")]), "step": torch.tensor([3])}, str(path))
+    with pytest.raises(CheckpointError, match="NaN or inf") as exc:
+        load_tensors(path)
+    assert str(path) in str(exc.value) and "resume from the one before" in str(exc.value)

@@ -261,3 +261,62 @@ def test_an_uncommitted_file_unit_is_discarded(tmp_path):
         (stage / "a.png").write_bytes(b"png")
         raise RuntimeError("disk gone")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_mark_that_merely_starts_with_synth_is_not_synths(tmp_path, capsys):
+    """Files of other tools whose mark begins with "synth" (synthwave, synthetic, synthesized) are not replaced."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    csv = tmp_path / "mylab.csv"
+    csv.write_text("# synthetic ECGs exported by my lab pipeline v2\ntime_s,II\n0,0.1\n")
+    hea = tmp_path / "myrec.hea"
+    hea.write_text("myrec 1 100 3\nmyrec.dat 16 1000/mV 16 0 0 0 0 II\n# synthesized by hand, do not lose\n")
+    png = tmp_path / "art.png"
+    plt.figure().savefig(png, metadata={"Software": "synthwave-art 1.0"})
+    plt.close("all")
+    for user in (csv, hea, png):
+        before = user.read_bytes()
+        assert not file_is_synth_output(user), user
+        argv = (["data", "plot", SAMPLE / "00001_lr", "--out", user] if user.suffix == ".png" else
+                ["data", "convert", SAMPLE / "00001_lr", user.with_suffix("") if user.suffix == ".hea" else user,
+                 "--to", "wfdb" if user.suffix == ".hea" else "csv"])
+        code, _, err = run([*argv, "--force"], capsys)
+        assert code == 2 and "synth did not write it" in err, err
+        assert user.read_bytes() == before
+
+
+def test_a_dat_counts_as_synths_only_while_it_is_the_one_written_with_its_header(tmp_path, capsys):
+    rec = Record(np.zeros((2, 100), np.float32), 100, ("I", "II"))
+    hea, dat = write_record(rec, tmp_path / "r")
+    assert file_is_synth_output(hea) and file_is_synth_output(dat)
+    dat.write_bytes(b"my own samples, not synth's")
+    assert file_is_synth_output(hea) and not file_is_synth_output(dat)
+    code, _, err = run(["data", "convert", SAMPLE / "00001_lr", tmp_path / "r", "--to", "wfdb", "--force"], capsys)
+    assert code == 2 and "r.dat" in err and "synth did not write it" in err
+    assert dat.read_bytes() == b"my own samples, not synth's"
+
+
+def test_every_file_of_a_unit_is_locked_and_rechecked_before_it_lands(tmp_path):
+    png, mp4 = tmp_path / "clip.png", tmp_path / "clip.mp4"
+    with output_lock(png):  # another run writes the PNG: the unit does not start
+        with pytest.raises(OutputLockedError), staged_files([png, mp4]):
+            pass
+    with pytest.raises(OutputExistsError), staged_files([png, mp4]) as stage:
+        (stage / png.name).write_text("ours")
+        (stage / mp4.name).write_text("ours")
+        png.write_text("theirs")  # put there by hand while we worked: not replaced without --force
+    assert png.read_text() == "theirs" and not mp4.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.png"]
+
+
+def test_force_refuses_before_any_work_a_synth_folder_it_could_not_delete(tmp_path, monkeypatch):
+    out = synth_folder(tmp_path / "out", {"a.txt": "x", "sub/b.txt": "y"})
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == out / "sub" else real_access(p, mode))
+    with pytest.raises(OutputRefusedError, match="could not delete it afterwards .sub is read-only"):
+        with staged_folder(out, overwrite=True):
+            raise AssertionError("no work may start")
+    assert tree(out)["sub/b.txt"] == b"y" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]

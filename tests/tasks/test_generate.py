@@ -167,3 +167,10 @@ def test_cli_generate_refuses_an_existing_folder_and_a_missing_checkpoint(tmp_pa
     monkeypatch.setenv("SYNTH_CHECKPOINTS", str(tmp_path / "none"))
     code, _, err = run(["generate", "--report", "x", "--out", tmp_path / "p"], capsys)
     assert code == 2 and str(tmp_path / "none" / "report2ecg") in err and not (tmp_path / "p").exists()
+
+
+def test_a_prompts_file_seed_is_read_exactly(tmp_path):
+    from synth.tasks.generate import read_prompts
+
+    (tmp_path / "p.csv").write_text("report,seed\nx,9223372036654775297\ny,12\n")
+    assert [p.seed for p in read_prompts(tmp_path / "p.csv")] == [9223372036654775297, 12]

@@ -306,3 +306,14 @@ def test_baseline_filter_edges_do_not_ring(synthetic_record):
     drift = np.tile(0.5 * np.sin(2 * np.pi * 0.05 * t), (2, 1)).astype(np.float32)
     out = remove_baseline(drift, 100.0)
     assert np.abs(out).max() < 0.05
+
+
+def test_a_csv_whose_times_are_printed_in_milliseconds_keeps_its_whole_rate(tmp_path):
+    from synth.data.readers import read_csv
+
+    path = tmp_path / "r360.csv"
+    path.write_text("time_s,II\n" + "".join(f"{i / 360:.3f},0.1\n" for i in range(3000)))
+    assert read_csv(path).fs_hz == 360.0
+    exact = tmp_path / "r333.csv"  # a rate that is not whole, with exact times, stays as it is
+    exact.write_text("time_s,II\n" + "".join(f"{i / 333.5:.9f},0.1\n" for i in range(3000)))
+    assert abs(read_csv(exact).fs_hz - 333.5) < 1e-3

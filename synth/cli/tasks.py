@@ -125,7 +125,8 @@ def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | 
                                    upsampler=upsampler, upsampler_checkpoint=str(up_folder or ""),
                                    upsample_steps=getattr(args, "upsample_steps", None), fmt=args.format,
                                    plot=args.plot, prefix=prefix)
-    print(f"wrote {len(rows)} records to {args.out}/ (metadata.csv lists prompt, seed and checkpoint of each)")
+    print(f"wrote {len(rows)} record{'s' if len(rows) != 1 else ''} to {args.out}/ (metadata.csv lists prompt, seed "
+          "and checkpoint of each)")
     return 0
 
 
@@ -336,12 +337,12 @@ def add_parsers(sub) -> None:
                    "$SYNTH_CHECKPOINTS)")
     p.add_argument("--ef", type=EF, help="requested ejection fraction in percent (default: left to the model)")
     p.add_argument("--heart-rate", type=HEART_RATE, help="heart rate in bpm (default: measured from the ECG)")
-    p.add_argument("--frames", type=FRAMES, help="frames to write (default: one clip, 32 frames at 16 fps)")
+    p.add_argument("--frames", type=FRAMES, help="frames to write (default: the whole ECG from --start, at 16 fps)")
     p.add_argument("--start", type=START_S, default=0.0, help="ECG time of the first frame, in seconds")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--steps", type=limits.arg(1, 18, int), help="MaskGIT decoding steps (default: the model's)")
     p.add_argument("--guidance-scale", type=GUIDANCE,
                    help="classifier-free guidance on the logits (default 2, chosen on the VAL clips)")
-    add_force(p, "MP4 and PNG (if synth wrote them)")
+    add_force(p, "MP4 and PNG")
     add_read_options(p)
     p.set_defaults(func=cmd_echo)

@@ -261,6 +261,12 @@ def read_npz(path: str | os.PathLike, **kwargs) -> Record:
 
     try:
         _check_npz_member_size(p, "signal.npy")
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"not a synth NPZ record ({err})", path=p,
+                        hint="expected arrays signal, fs_hz, leads (written by synth data convert --to npz)") from None
+    try:
         with np.load(p, allow_pickle=False) as z:
             signal = _real_array(z["signal"], "signal")
             fs = float(z["fs_hz"])
@@ -388,7 +394,8 @@ def rate_from_time_column(column, *, path: Path, median_of: int | None = None) -
         raise DataError(f"time column {name!r} holds missing or infinite values", path=path)
     steps = np.diff(t)
     if len(t) < 2 or np.median(steps) <= 0 or t[-1] <= t[0]:
-        raise DataError(f"time column {name!r} is not increasing", path=path)
+        raise DataError(f"time column {name!r} is not increasing", path=path,
+                        hint="the samples must be in time order, one per time step")
     if not median_of and not (steps > 0).all():  # (files with drifting printed times may repeat one)
         where = int(np.flatnonzero(steps <= 0)[0]) + 2
         raise DataError(f"time column {name!r} is not increasing (at data row {where})", path=path,
@@ -405,6 +412,11 @@ def rate_from_time_column(column, *, path: Path, median_of: int | None = None) -
         rate = 1.0 / float(np.median(np.diff(t[: median_of + 1])))
     else:  # the mean step over the whole span: a single printed step (0.00277778 s at 360 Hz) is too coarse
         rate = (len(t) - 1) / (t[-1] - t[0])
+        # Times printed to a few decimals shift the span by up to one printed unit (seen as step jitter): a whole
+        # rate within that error is the rate (360 Hz printed in ms reads 359.98 Hz otherwise).
+        tolerance = rate * float(steps.max() - steps.min()) / float(t[-1] - t[0])
+        if abs(rate - round(rate)) <= tolerance:
+            rate = float(round(rate))
     return check_rate(round(rate, 6), path=str(path), what="sampling rate from the time column")
 
 

@@ -220,9 +220,10 @@ class Trainer:
             raise CheckpointError(f"the checkpoint was trained on {state['num_samples']} samples per epoch, the "
                                   f"data now has {self.sampler.num_samples}", path=folder,
                                   hint="resume with the same data, or start a new out_dir")
+        weights, ema = ckpt.load_tensors(folder / ckpt.MODEL_FILE), ckpt.load_tensors(folder / ckpt.EMA_FILE)
         try:
-            self.model.load_state_dict(ckpt.load_tensors(folder / ckpt.MODEL_FILE))
-            self.ema.load_state_dict(ckpt.load_tensors(folder / ckpt.EMA_FILE), state["ema_updates"])
+            self.model.load_state_dict(weights)
+            self.ema.load_state_dict(ema, state["ema_updates"])
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, KeyError, ValueError) as err:
             raise CheckpointError(f"checkpoint does not fit this model ({str(err).splitlines()[0]})", path=folder,

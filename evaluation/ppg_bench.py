@@ -34,35 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
+from synth.data.beats import rpeak_timing
 from synth.errors import DataError
 from synth.outputs import staged_folder
 
 BASELINES = ("linear",)
 WINDOW_S = 8.0
 FIR_HALF_S = 0.6
-#: A recorded R-peak counts as drawn when a generated one lies within this (s).
-MATCH_S = 0.15
-
-
-def rpeak_timing(generated: np.ndarray, recorded: np.ndarray, fs_hz: float, *, tolerance_s: float = MATCH_S
-                 ) -> tuple[np.ndarray, int]:
-    """|Δt| (ms) of each recorded R-peak to the nearest generated one within ``tolerance_s`` (matched beats only)
-    and the number of recorded R-peaks; both ``(T,)`` signals of one recording at ``fs_hz``."""
-    from evaluation.physiology import detect_r_peaks
-
-    try:
-        real = detect_r_peaks(np.nan_to_num(recorded), fs_hz)
-        made = detect_r_peaks(np.nan_to_num(generated), fs_hz)
-    except DataError:
-        return np.empty(0), 0
-    if len(real) == 0:
-        return np.empty(0), 0
-    if len(made) == 0:
-        return np.empty(0), len(real)
-    k = np.clip(np.searchsorted(made, real), 1, len(made) - 1)
-    nearest = np.where(np.abs(made[k] - real) < np.abs(made[k - 1] - real), made[k], made[k - 1])
-    dt = np.abs(nearest - real) / fs_hz * 1000.0
-    return dt[dt <= tolerance_s * 1000.0], len(real)
 
 
 def _z(x: np.ndarray) -> np.ndarray:
@@ -224,14 +202,16 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
                 gen[s] = _windows(full[s], width)
             how = (f"synth.tasks.ppg2ecg with {folder}: {model.cfg.signal.length}-sample windows crossfaded, "
                    f"{steps or model.process.default_steps} Euler steps, mean of {samples} sample(s)")
-        r_by, rmse_by, hr_by, dt_by, matched_by = {}, {}, {}, {}, {}
+        r_by, rmse_by, hr_by, dt_by, matched_by, offset_by = {}, {}, {}, {}, {}, {}
         for s in truth:
             a, b = _z(gen[s]), _z(truth[s])
             r_by[s] = np.mean(a * b, axis=1)
             rmse_by[s] = np.sqrt(np.mean((a - b) ** 2, axis=1))
             hr_by[s] = np.abs(heart_rate(gen[s][:, None], FS_HZ) - heart_rate(truth[s][:, None], FS_HZ))
-            dt, beats = rpeak_timing(full[s], np.nan_to_num(records[s].channel("II")), FS_HZ)
+            recorded_ii = np.nan_to_num(records[s].channel("II"))
+            dt, beats = rpeak_timing(full[s], recorded_ii, FS_HZ)
             dt_by[s] = dt
+            offset_by[s] = rpeak_timing(full[s], recorded_ii, FS_HZ, signed=True)[0]
             matched_by[s] = np.r_[np.ones(len(dt)), np.zeros(beats - len(dt))]
         finite_mean = lambda v: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")  # noqa: E731
         report["generators"][text] = {
@@ -246,6 +226,11 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
             "rpeak_error_ms_p90": _cluster_ci(dt_by, lambda v: _quantile(v, 0.9), n_boot, seed),
             "beats_matched": _cluster_ci(matched_by, finite_mean, n_boot, seed),
             "per_subject_rpeak_error_ms": {int(s): _median(v) for s, v in dt_by.items()},
+            # Δt = generated − recorded: a subject's median is its systematic lag (a pulse arrival time the model
+            # cannot know), its interquartile range the beat-to-beat scatter around it.
+            "per_subject_rpeak_offset_ms": {int(s): _median(v) for s, v in offset_by.items()},
+            "per_subject_rpeak_offset_iqr_ms": {int(s): _quantile(v, 0.75) - _quantile(v, 0.25)
+                                                for s, v in offset_by.items()},
         }
         if recon_model is not None:
             limb_by = {s: _limb_lead_r(recon_model, full[s], records[s], width, seed + 1000 * g + s)
@@ -305,6 +290,12 @@ def _markdown(r: dict) -> str:
     lines += ["", "Per subject (r, median R-peak error ms): " + "; ".join(
         f"{name}: " + ", ".join(f"{s} {g['per_subject_r'][s]:.2f}/{g['per_subject_rpeak_error_ms'][s]:.0f}"
                                 for s in g["per_subject_r"]) for name, g in r["generators"].items())]
+    lines += ["", "Per subject, signed R-peak offset (generated − recorded, ms: median [interquartile range]; a "
+              "constant lag per subject shows as a median far from 0 with a small range): " + "; ".join(
+                  f"{name}: " + ", ".join(f"{s} {g['per_subject_rpeak_offset_ms'][s]:+.0f} "
+                                          f"[{g['per_subject_rpeak_offset_iqr_ms'][s]:.0f}]"
+                                          for s in g.get("per_subject_rpeak_offset_ms", {}))
+                  for name, g in r["generators"].items())]
     if "twelve_lead" in r:
         t = r["twelve_lead"]
         leads = ", ".join(f"{s}: {'/'.join(v)}" for s, v in t["leads"].items())

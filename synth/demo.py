@@ -178,7 +178,7 @@ def _demo_upsample(upsampler, folder: Path, seed: int, figures: dict) -> list[st
 
 def _heart_rates(x: np.ndarray, fs_hz: float) -> np.ndarray:
     """Heart rate (bpm) of each record ``(N, C, T)``; NaN for a record too short to measure."""
-    from evaluation.physiology import heart_rate
+    from synth.data.beats import heart_rate
 
     try:
         return np.atleast_1d(heart_rate(x, fs_hz))

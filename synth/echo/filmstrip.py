@@ -51,7 +51,7 @@ def write_filmstrip(video: Tensor, fps: float, ecg: np.ndarray, ecg_fs_hz: float
         ax.text(i / fps, 1.0, f"{i}", transform=ax.get_xaxis_transform(), fontsize=6, color=colours[k],
                 ha="center", va="bottom")
     try:
-        from evaluation.physiology import detect_r_peaks
+        from synth.data.beats import detect_r_peaks
 
         peaks = detect_r_peaks(np.asarray(ecg), ecg_fs_hz) / ecg_fs_hz
         ax.plot(peaks, np.interp(peaks, t, trace), "v", color="crimson", markersize=5, label="R-peak (end-diastole)")

@@ -44,7 +44,7 @@ def _combined(x: np.ndarray, fs_hz: float) -> np.ndarray:
 
 def beat_times(x: np.ndarray, fs_hz: float) -> BeatTimes:
     """R-peaks and T-ends of an ECG ``(C, T)`` (or ``(T,)``) in mV; raises :class:`DataError` without two beats."""
-    from evaluation.physiology import detect_r_peaks
+    from synth.data.beats import detect_r_peaks
 
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     peaks = detect_r_peaks(x, fs_hz)

@@ -145,8 +145,7 @@ def agreement(generated: np.ndarray, real: np.ndarray, fs_hz: float) -> dict:
     """Pearson r and RMSE of the z-scored signals (BIDMC's ECG is in arbitrary units), heart rates (bpm) and R-peak
     timing: |Δt| of each real R-peak to the nearest generated one within ±150 ms (median and 90th percentile, ms;
     NaN when none matched) and the share of real R-peaks so matched."""
-    from evaluation.physiology import heart_rate
-    from evaluation.ppg_bench import rpeak_timing
+    from synth.data.beats import heart_rate, rpeak_timing
 
     g, r = _z(np.asarray(generated, np.float64)), _z(np.asarray(real, np.float64))
     hr_g, hr_r = heart_rate(g[None], fs_hz), heart_rate(r[None], fs_hz)
@@ -160,7 +159,7 @@ def agreement(generated: np.ndarray, real: np.ndarray, fs_hz: float) -> dict:
 
 def r_peak_times(x: np.ndarray, fs_hz: float) -> np.ndarray:
     """R-peak times (s) of one ``(T,)`` ECG, empty when none is found."""
-    from evaluation.physiology import detect_r_peaks
+    from synth.data.beats import detect_r_peaks
 
     try:
         return detect_r_peaks(np.nan_to_num(np.asarray(x, np.float64)), fs_hz) / fs_hz

@@ -38,7 +38,7 @@ def measured_heart_rates(signals: np.ndarray, fs_hz: float, *, progress: bool = 
     """``(N,)`` heart rate (bpm) of each ``(N, 12, T)`` record from its R-peaks; NaN where none were found."""
     from tqdm.auto import tqdm
 
-    from evaluation.physiology import heart_rate
+    from synth.data.beats import heart_rate
 
     out = np.full(len(signals), np.nan, dtype=np.float32)
     for i in tqdm(range(len(signals)), desc="heart rate of the training records", unit="rec", disable=not progress):
@@ -163,7 +163,7 @@ class SimulatedPPGWindows(Dataset):
                  progress: bool = False):
         from tqdm.auto import tqdm
 
-        from evaluation.physiology import detect_r_peaks
+        from synth.data.beats import detect_r_peaks
         from synth.data.transforms import resample
         from synth.tasks.common import fit_length
 

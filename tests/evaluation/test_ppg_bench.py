@@ -60,7 +60,7 @@ def test_bench_ppg2ecg_twelve_lead_scores_the_recorded_limb_leads(tmp_path, caps
 
 
 def test_rpeak_timing_measures_the_shift_of_each_beat(make_synthetic_record):
-    from evaluation.ppg_bench import rpeak_timing
+    from synth.data.beats import rpeak_timing
 
     fs = 125.0
     lead = make_synthetic_record(fs_hz=fs, duration_s=20.0).channel("II")
@@ -68,6 +68,8 @@ def test_rpeak_timing_measures_the_shift_of_each_beat(make_synthetic_record):
     dt, beats = rpeak_timing(shifted, lead, fs)
     assert beats >= 20 and len(dt) >= beats - 1  # every beat found again (the first may fall off the edge)
     assert abs(np.median(dt) - 40.0) < 4.0
+    early, _ = rpeak_timing(np.roll(lead, -5), lead, fs, signed=True)  # generated 40 ms early: a negative lag
+    assert abs(np.median(early) + 40.0) < 4.0
     far, _ = rpeak_timing(np.roll(lead, 25), lead, fs)  # 200 ms: beyond the 150 ms tolerance
     assert len(far) == 0
     flat, n = rpeak_timing(np.zeros_like(lead), lead, fs)

@@ -427,7 +427,12 @@ def staged_folder(path: str | os.PathLike, *, overwrite: bool = False, resume_ke
         if final.exists():
             _move(final, old)
             _move(staging, final)
-            _remove_ours(old, MARKER)
+            try:  # it passed _refuse_existing above: ours to delete
+                shutil.rmtree(old)
+            except OSError as err:
+                raise OutputRefusedError(f"the replaced output's old copy cannot be removed ({err.strerror or err})",
+                                         path=old, hint="the new output is in place; remove the old copy yourself"
+                                         ) from None
         else:
             _move(staging, final)
 

@@ -320,3 +320,14 @@ def test_force_refuses_before_any_work_a_synth_folder_it_could_not_delete(tmp_pa
         with staged_folder(out, overwrite=True):
             raise AssertionError("no work may start")
     assert tree(out)["sub/b.txt"] == b"y" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_tool_replaces_an_unmarked_folder_it_owns_and_leaves_no_old_copy(tmp_path):
+    """What tools/ship_checkpoint.py does: checkpoint folders carry no marker; its own test says what it may replace."""
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    with staged_folder(folder, overwrite=True, owned=lambda p: None, mark=False) as stage:
+        (stage / "config.json").write_text('{"new": 1}')
+    assert tree(folder) == {"config.json": b'{"new": 1}'}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]

@@ -134,7 +134,7 @@ def train_classifier(
     is restored afterwards so callers' random streams are untouched.
     """
     x, y = _check_dataset(data, "training set")
-    x_t, y_t = torch.from_numpy(x), torch.from_numpy(y)
+    y_t = torch.from_numpy(np.array(y))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = factory()
@@ -147,7 +147,7 @@ def train_classifier(
                 perm, cursor = torch.randperm(len(x), generator=order), 0
             idx = perm[cursor : cursor + budget.batch_size]
             cursor += len(idx)
-            logits = model(x_t[idx])
+            logits = model(torch.from_numpy(x[idx.numpy()]))  # a copy: x may be a read-only memory map
             if logits.shape != (len(idx), y.shape[1]):
                 raise DataError(f"the classifier returned {tuple(logits.shape)} for {len(idx)} records and "
                                 f"{y.shape[1]} labels", hint="the factory's model must map (B, C, T) to logits (B, K)")
@@ -163,7 +163,7 @@ def predict_scores(model: nn.Module, x: np.ndarray, *, batch_size: int = 256) ->
     """Sigmoid probabilities ``(N, K)`` float32 of ``model`` on ``x (N, C, T)`` mV."""
     model.eval()
     x = np.asarray(x, np.float32)
-    parts = [torch.sigmoid(model(torch.from_numpy(x[i : i + batch_size]))) for i in range(0, len(x), batch_size)]
+    parts = [torch.sigmoid(model(torch.from_numpy(np.array(x[i : i + batch_size])))) for i in range(0, len(x), batch_size)]
     return torch.cat(parts).numpy()
 
 

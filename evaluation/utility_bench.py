@@ -214,7 +214,7 @@ def plot_utility(r: dict, out: Path) -> Path:
     ax0.set_yticks(range(len(names)), names, fontsize=8)
     ax0.invert_yaxis()
     ax0.set_xlim(max(0.4, min(est) - 0.05), 1.0)
-    ax0.set_xlabel(f"macro AUROC on real {r['split']} (95 % CI)")
+    ax0.set_xlabel(f"macro AUROC (95 % CI) on real {r['split']}; TRTS rows: on the cohort")
     ax0.grid(axis="x", alpha=0.3)
     for cohort in r["cohorts"]:
         for tag in ("", " filtered"):

@@ -15,6 +15,7 @@ interrupted save are hidden (leading dot) and removed by the next run. Only name
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -28,8 +29,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from synth.checkpoint import CheckpointError, load_training_state, save_training_state
+from synth.outputs import WRITER, OutputRefusedError, command_line, protected_reason
 
 CHECKPOINTS_DIR = "checkpoints"
+#: Written into a run's ``out_dir`` when training starts there: the folder is a synth run, to resume or continue.
+RUN_MARKER = ".synth-run.json"
+#: What a run writes into its ``out_dir`` (a folder holding only these and a ``train_config.json`` is an older run).
+RUN_ENTRIES = frozenset({RUN_MARKER, "train_config.json", "train_log.csv", CHECKPOINTS_DIR, "model", "samples",
+                         "tensorboard"})
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
 STATE_FILE = "training_state.pt"
@@ -52,6 +59,49 @@ def list_checkpoints(root: str | os.PathLike) -> list[Path]:
 def latest_checkpoint(root: str | os.PathLike) -> Path | None:
     found = list_checkpoints(root)
     return found[-1] if found else None
+
+
+def run_folder_refusal(out_dir: str | os.PathLike) -> str | None:
+    """Why training may not use ``out_dir`` (None when it may: absent, empty, or a synth run). A run deletes and
+    replaces what it wrote there (checkpoint folders, ``model/``, ``train_config.json``), so a folder holding
+    anything else, or a protected one (``.``, home, a repository root), is refused before any work starts."""
+    out = Path(out_dir)
+    reason = protected_reason(out)
+    if reason:
+        return reason
+    if not out.exists():
+        return None
+    if out.is_symlink() or not out.is_dir():
+        return "it is not a folder"
+    names = {p.name for p in out.iterdir()}
+    if not names or RUN_MARKER in names:
+        return None
+    other = sorted(names - RUN_ENTRIES)
+    if other:
+        more = f" and {len(other) - 3} more" if len(other) > 3 else ""
+        return f"it holds files a training run did not write ({', '.join(other[:3])}{more})"
+    if "train_config.json" not in names:
+        return "it is not a training run's folder (no train_config.json)"
+    return None
+
+
+def check_run_folder(out_dir: str | os.PathLike) -> None:
+    """Raise :class:`synth.outputs.OutputRefusedError` when training may not write into ``out_dir``."""
+    reason = run_folder_refusal(out_dir)
+    if reason:
+        raise OutputRefusedError(f"will not train into this folder: {reason}", path=out_dir,
+                                 hint="choose a new out_dir, or an existing run's out_dir to resume it")
+
+
+def mark_run_folder(out_dir: str | os.PathLike) -> None:
+    """Create ``out_dir`` (if needed) and its :data:`RUN_MARKER`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / RUN_MARKER
+    if not marker.exists():
+        tmp = marker.with_name(marker.name + ".tmp")
+        tmp.write_text(json.dumps({"writer": WRITER, "command": command_line()}), encoding="utf-8")
+        tmp.replace(marker)
 
 
 def remove_partial(root: str | os.PathLike) -> None:

@@ -140,6 +140,7 @@ class Trainer:
         if missing:
             raise TrainingError(f"{type(model).__name__} lacks {missing}",
                                 hint="train a synth.generative.GenerativeModel, or give the module these methods")
+        ckpt.check_run_folder(cfg.out_dir)
         self.cfg = cfg
         self.on_sample = on_sample
         self.out_dir = Path(cfg.out_dir)
@@ -345,7 +346,7 @@ class Trainer:
         main = acc.is_main_process
         log = tensorboard = None
         if main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.mark_run_folder(self.out_dir)
             (self.out_dir / "train_config.json").write_text(json.dumps(train_config_to_dict(cfg), indent=2))
             log, tensorboard = self._open_logs()
         from tqdm.auto import tqdm
@@ -673,6 +674,7 @@ def train_from_config(cfg_path: str | os.PathLike, overrides: Mapping[str, Any] 
 
     cfg_path = Path(cfg_path)
     cfg = load_train_config(cfg_path, overrides)
+    ckpt.check_run_folder(cfg.out_dir)  # before the model and data load
     set_seed(cfg.seed)  # the initial weights: identical on every process and every (re)start
     model = model_factory(cfg) if model_factory is not None else build_registry_model(cfg, cfg_path)
     if cfg.init_from:  # a resumed run overwrites these weights with its checkpoint's

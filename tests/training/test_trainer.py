@@ -159,3 +159,36 @@ def test_tensorboard_gets_the_logged_scalars_when_installed(tmp_path: Path, monk
     tags = {(tag, step) for tag, _, step in written}
     assert {("train/loss", 1), ("train/loss", 2), ("train/mse", 2), ("train/lr", 2), ("val/loss", 2)} <= tags
     assert written[-1][0] == "closed"
+
+
+def test_training_refuses_a_folder_it_did_not_write_and_leaves_it_untouched(tmp_path: Path, monkeypatch, capsys):
+    from synth.outputs import OutputRefusedError
+    from synth.training.__main__ import main
+    from synth.training.state import RUN_MARKER
+
+    user = tmp_path / "mine"
+    (user / "model").mkdir(parents=True)
+    (user / "model" / "weights.bin").write_bytes(b"user data")
+    (user / "notes.txt").write_text("keep me")
+    before = sorted(p.relative_to(user).as_posix() for p in user.rglob("*"))
+    with pytest.raises(OutputRefusedError, match="did not write"):
+        Trainer(make_toy(), toy_config(user, steps=2), ToySignals())
+    monkeypatch.chdir(REPO)
+    assert main(["configs/train/tiny.yaml", f"out_dir={user}", "steps=2"]) == 2  # refused before the data loads
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(user) in err[0] and "notes.txt" in err[0]
+    assert sorted(p.relative_to(user).as_posix() for p in user.rglob("*")) == before
+    assert (user / "model" / "weights.bin").read_bytes() == b"user data"
+    # a folder holding only a model/ of someone else's is not a run either; the working directory never is
+    (user / "notes.txt").unlink()
+    with pytest.raises(OutputRefusedError, match="train_config.json"):
+        Trainer(make_toy(), toy_config(user, steps=2), ToySignals())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputRefusedError, match="working directory"):
+        Trainer(make_toy(), toy_config(Path("."), steps=2), ToySignals())
+    # its own run folder is marked and resumed (an older, unmarked run's folder is accepted too)
+    run = tmp_path / "run"
+    Trainer(make_toy(), toy_config(run, steps=2), ToySignals()).fit()
+    assert (run / RUN_MARKER).is_file()
+    (run / RUN_MARKER).unlink()
+    assert Trainer(make_toy(), toy_config(run, steps=4), ToySignals()).resumed_from is not None

@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "configs" / "cohort" / "default.yaml"
 
 
-def _cohort_cmd(out: Path, size: int, steps: int | None, extra: list[str] = ()) -> list[str]:
-    args = [f"size={size}", "shard_size=1000", *([f"steps={steps}"] if steps else []), *extra]
+def _cohort_cmd(out: Path, size: int, steps: int | None, extra: list[str] = (), shard_size: int = 1000) -> list[str]:
+    args = [f"size={size}", f"shard_size={shard_size}", *([f"steps={steps}"] if steps else []), *extra]
     return ["cohort", str(SPEC), *args, "--out", str(out), "--quiet"]
 
 
@@ -71,6 +71,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--throughput-size", type=int, default=1000)
     ap.add_argument("--throughput-steps", type=int, default=None)
+    ap.add_argument("--throughput-shards", type=int, default=10,
+                    help="shards of the speed cohort (processes split shards, so several per process)")
     ap.add_argument("--parts", nargs="+", choices=("throughput", "scale"), default=["throughput", "scale"])
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -102,11 +104,16 @@ def main() -> None:
 
 def _throughput(work: Path, args) -> dict:
     speed = {}
+    shard_size = -(-args.throughput_size // args.throughput_shards)
+    if args.throughput_size // shard_size < 2:
+        raise SystemExit("--throughput-shards must give at least 2 shards: processes split the cohort by shard")
     for processes in (1, 2):
-        r = _run(_cohort_cmd(work / f"speed{processes}", args.throughput_size, args.throughput_steps), processes)
+        r = _run(_cohort_cmd(work / f"speed{processes}", args.throughput_size, args.throughput_steps,
+                             shard_size=shard_size), processes)
         speed[processes] = {**r, "records_per_s": args.throughput_size / r["seconds"]}
         print(f"{processes} process(es): {speed[processes]['records_per_s']:.2f} records/s", flush=True)
-    return {"records": args.throughput_size, "steps": args.throughput_steps or "model default",
+    return {"records": args.throughput_size, "shard_size": shard_size,
+            "steps": args.throughput_steps or "model default",
             "by_processes": {str(k): v for k, v in speed.items()},
             "identical_1_vs_2": _checksums(work / "speed1") == _checksums(work / "speed2")}
 

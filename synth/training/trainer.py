@@ -340,7 +340,18 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------------------
     def fit(self, stop_at_step: int | None = None) -> Path:
         """Train until ``cfg.steps`` (or ``stop_at_step``, e.g. the end of a cluster time slot: a checkpoint is
-        saved there and the same command resumes), then export the EMA weights. Returns ``out_dir/model``."""
+        saved there and the same command resumes), then export the EMA weights. Returns ``out_dir/model``.
+
+        The main process holds ``out_dir``'s output lock throughout: a second training into the same folder stops
+        at once (:class:`synth.outputs.OutputLockedError`) instead of interleaving checkpoints with this one."""
+        if not self.accelerator.is_main_process:
+            return self._fit(stop_at_step)
+        from synth.outputs import output_lock
+
+        with output_lock(self.out_dir):
+            return self._fit(stop_at_step)
+
+    def _fit(self, stop_at_step: int | None) -> Path:
         cfg, acc = self.cfg, self.accelerator
         target = cfg.steps if stop_at_step is None else min(stop_at_step, cfg.steps)
         main = acc.is_main_process

@@ -192,3 +192,16 @@ def test_training_refuses_a_folder_it_did_not_write_and_leaves_it_untouched(tmp_
     assert (run / RUN_MARKER).is_file()
     (run / RUN_MARKER).unlink()
     assert Trainer(make_toy(), toy_config(run, steps=4), ToySignals()).resumed_from is not None
+
+
+def test_a_second_training_into_a_locked_run_folder_stops_at_once(tmp_path: Path):
+    from synth.outputs import OutputLockedError, output_lock
+
+    run = tmp_path / "run"
+    Trainer(make_toy(), toy_config(run, steps=2), ToySignals()).fit()
+    before = {p.relative_to(run).as_posix(): p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    second = Trainer(make_toy(), toy_config(run, steps=4), ToySignals())
+    with output_lock(run), pytest.raises(OutputLockedError, match="another synth run"):  # as a running training
+        second.fit()
+    assert {p.relative_to(run).as_posix(): p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
+    assert second.fit() == run / "model" and second.step == 4  # free again: it resumes and finishes

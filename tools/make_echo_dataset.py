@@ -47,12 +47,13 @@ def main() -> None:
     ap.add_argument("--simulator", choices=("phantom", "ultrasound"), default="phantom",
                     help="the geometric phantom the shipped model was trained on, or the ultrasound simulator "
                          "(synth.echo.ultrasound)")
+    ap.add_argument("--workers", type=int, default=1, help="processes simulating clips (same dataset for any number)")
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args()
     ptbxl = PTBXL(args.ptbxl, 100)
     counts = {"TRAIN": args.train, "VAL": args.val, "TEST": args.test}
     build_dataset(args.out, specs(ptbxl, counts, args.frames / args.fps, args.seed), frames=args.frames,
-                  fps=args.fps, overwrite=args.force, total=sum(counts.values()), simulator=args.simulator)
+                  fps=args.fps, overwrite=args.force, total=sum(counts.values()), simulator=args.simulator, workers=args.workers)
     print(f"wrote {args.out}")
 
 

@@ -77,33 +77,56 @@ def write_clip_files(root: Path, spec: ClipSpec, clip: SimulatedClip, duration_s
     return row, tracings, timing
 
 
-def build_dataset(out: str | os.PathLike, specs: Iterable[ClipSpec], *, frames: int = 32, fps: float = 16.0,
-                  overwrite: bool = False, progress: bool = True, total: int | None = None,
-                  simulator: str = "phantom") -> Path:
-    """Simulate every clip of ``specs`` into ``out`` in the EchoNet layout (+ ECG/ and Timing.csv), with the
-    geometric ``phantom`` (:mod:`synth.echo.simulator`) or the ``ultrasound`` simulator
-    (:mod:`synth.echo.ultrasound`: scatterers, point-spread function, envelope, log compression)."""
+def _simulate_clip(spec: ClipSpec, frames: int, fps: float, simulator: str) -> SimulatedClip | str:
+    """One clip of ``spec`` (deterministic under its seed), or the reason it cannot be made."""
     from synth.echo.ultrasound import random_ultrasound_params, simulate_ultrasound
 
+    rng = np.random.default_rng(spec.seed)
+    try:
+        if simulator == "ultrasound":
+            return simulate_ultrasound(spec.record.signal, spec.record.fs_hz, start_s=spec.start_s, frames=frames,
+                                       fps=fps, params=random_ultrasound_params(rng), seed=spec.seed)
+        return simulate(spec.record.signal, spec.record.fs_hz, start_s=spec.start_s, frames=frames, fps=fps,
+                        params=random_params(rng), seed=spec.seed)
+    except DataError as err:  # an ECG without two detectable beats: skip it, say so
+        return f"{spec.record.source}: {err.problem}"
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def build_dataset(out: str | os.PathLike, specs: Iterable[ClipSpec], *, frames: int = 32, fps: float = 16.0,
+                  overwrite: bool = False, progress: bool = True, total: int | None = None,
+                  simulator: str = "phantom", workers: int = 1) -> Path:
+    """Simulate every clip of ``specs`` into ``out`` in the EchoNet layout (+ ECG/ and Timing.csv), with the
+    geometric ``phantom`` (:mod:`synth.echo.simulator`) or the ``ultrasound`` simulator
+    (:mod:`synth.echo.ultrasound`: scatterers, point-spread function, envelope, log compression).
+
+    ``workers`` > 1 simulates clips in that many processes (one thread each); every clip depends only on its
+    spec's seed and the files are written in spec order by this process, so the dataset is the same for any
+    number of workers."""
     if simulator not in ("phantom", "ultrasound"):
         raise DataError(f"unknown simulator {simulator!r}", hint="phantom or ultrasound")
+    if workers < 1:
+        raise DataError(f"workers must be at least 1, got {workers}")
+    from concurrent.futures import ProcessPoolExecutor
+    from contextlib import nullcontext
+    from functools import partial
+
     from tqdm import tqdm
 
     rows, tracing_rows, timing_rows, skipped = [], [], [], []
-    with staged_folder(out, overwrite=overwrite) as root:
+    make = partial(_simulate_clip, frames=frames, fps=fps, simulator=simulator)
+    pool = ProcessPoolExecutor(workers, initializer=_one_thread) if workers > 1 else nullcontext()
+    with staged_folder(out, overwrite=overwrite) as root, pool:
         (root / "Videos").mkdir()
-        for spec in tqdm(specs, total=total, disable=not progress, desc="simulating echo clips", unit="clip"):
-            rng = np.random.default_rng(spec.seed)
-            try:
-                if simulator == "ultrasound":
-                    clip = simulate_ultrasound(spec.record.signal, spec.record.fs_hz, start_s=spec.start_s,
-                                               frames=frames, fps=fps, params=random_ultrasound_params(rng),
-                                               seed=spec.seed)
-                else:
-                    clip = simulate(spec.record.signal, spec.record.fs_hz, start_s=spec.start_s, frames=frames,
-                                    fps=fps, params=random_params(rng), seed=spec.seed)
-            except DataError as err:  # an ECG without two detectable beats: skip it, say so
-                skipped.append(f"{spec.record.source}: {err.problem}")
+        specs = list(specs) if workers > 1 else specs
+        clips = pool.map(make, specs, chunksize=4) if workers > 1 else map(make, specs)
+        bar = tqdm(zip(specs, clips), total=total, disable=not progress, desc="simulating echo clips", unit="clip")
+        for spec, clip in bar:
+            if isinstance(clip, str):
+                skipped.append(clip)
                 continue
             row, tracing, timing = write_clip_files(root, spec, clip, frames / fps)
             rows.append(row)

@@ -61,6 +61,20 @@ def test_build_dataset_writes_the_echonet_layout(tmp_path, make_synthetic_record
     assert len(tensors.r_s[0]) >= 2
 
 
+def test_build_dataset_is_the_same_with_several_worker_processes(tmp_path, make_synthetic_record):
+    from synth.echo.dataset import ClipSpec, build_dataset
+
+    specs = [ClipSpec(make_synthetic_record(heart_rate_bpm=60 + 10 * i), "TRAIN", 0.5 * i, f"SIM{i:03d}", i)
+             for i in range(3)]
+    one = build_dataset(tmp_path / "one", specs, frames=8, fps=8.0, progress=False)
+    two = build_dataset(tmp_path / "two", specs, frames=8, fps=8.0, progress=False, workers=2)
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file() and p.name != ".synth-output.json")
+    assert files == sorted(p.relative_to(two) for p in two.rglob("*")
+                           if p.is_file() and p.name != ".synth-output.json") and len(files) > 6  # the mark: a time
+    for f in files:
+        assert (one / f).read_bytes() == (two / f).read_bytes(), f
+
+
 @pytest.mark.shared_data
 def test_real_ptbxl_ecg_drives_the_phantom(ptbxl_root):
     from synth.data.ptbxl import PTBXL

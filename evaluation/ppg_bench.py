@@ -99,7 +99,7 @@ def _cluster_ci(values: dict[int, np.ndarray], stat, n_boot: int, seed: int) -> 
     return percentile_interval(np.asarray(reps), est).as_dict()
 
 
-def _limb_lead_r(recon_model, lead_ii: np.ndarray, record, width: int, seed: int) -> np.ndarray | None:
+def _limb_lead_r(recon_model, lead_ii: np.ndarray, record, width: int, seed: int, skip: int = 0) -> np.ndarray | None:
     """``(windows,)`` r between the limb leads reconstructed from ``lead_ii`` (the full recording) and the ones
     ``record`` has besides II (mean over those leads per window); None when it has none."""
     from synth.data.bidmc import EXTRA_LIMB_LEADS
@@ -116,18 +116,24 @@ def _limb_lead_r(recon_model, lead_ii: np.ndarray, record, width: int, seed: int
     for lead in leads:
         a, b = _z(_windows(out.channel(lead), width)), _z(_windows(np.nan_to_num(record.channel(lead)), width))
         n = min(len(a), len(b))
-        rs.append(np.mean(a[:n] * b[:n], axis=1))
+        rs.append(np.mean(a[:n] * b[:n], axis=1)[skip:])
     return np.mean(rs, axis=0)
 
 
 def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_dir: str | os.PathLike,
                 split: str = "test", seed: int = 0, n_boot: int = 1000, steps: int | None = None,
                 samples: int = 1, force: bool = False, progress: bool = True, twelve_lead: str | None = None,
-                subjects: Sequence[int] | None = None, train_subjects: Sequence[int] | None = None) -> dict:
+                subjects: Sequence[int] | None = None, train_subjects: Sequence[int] | None = None,
+                calibration_s: float = 0.0) -> dict:
     """Score each generator (``baseline:linear`` or a PPG → ECG export folder) on ``split``'s subjects;
     ``twelve_lead`` (a reconstruction export folder, ``""`` for the shipped one) adds the 12-lead check.
     ``subjects`` / ``train_subjects`` replace the fixed split's scored and fitting subjects (one fold of a
-    subject-grouped cross-validation; ``split`` then only names it in the report)."""
+    subject-grouped cross-validation; ``split`` then only names it in the report).
+
+    ``calibration_s`` > 0 treats the first seconds of each scored recording as a calibration ECG recorded with the
+    PPG (as a watch's single-lead ECG would be): every generator's lead II is shifted by that subject's pulse
+    arrival offset measured there (:func:`synth.tasks.ppg2ecg.arrival_offset_s`), and only the windows after the
+    calibration stretch are scored."""
     from tqdm.auto import tqdm
 
     from evaluation.bench import _check_out
@@ -151,18 +157,22 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
         raise DataError(f"no {split} subjects in this BIDMC folder", path=data_root)
     records = {s: bidmc.record(s, limb_leads=twelve_lead is not None) for s in scored}
     width = int(round(WINDOW_S * FS_HZ))
-    truth = {s: _windows(np.nan_to_num(r.channel("II")), width) for s, r in records.items()}
+    if calibration_s < 0:
+        raise DataError(f"calibration_s must be at least 0, got {calibration_s:g}")
+    n_cal = int(round(calibration_s * FS_HZ))
+    skip = -(-n_cal // width)  # windows touched by the calibration stretch are not scored
+    truth = {s: _windows(np.nan_to_num(r.channel("II")), width)[skip:] for s, r in records.items()}
     truth = {s: w for s, w in truth.items() if len(w)}
     report: dict = {"command": "ppg2ecg", "data_root": str(data_root), "split": split, "subjects": sorted(truth),
                     "windows": int(sum(len(w) for w in truth.values())), "window_s": WINDOW_S, "fs_hz": FS_HZ,
-                    "seed": seed, "n_boot": n_boot, "generators": {}}
+                    "seed": seed, "n_boot": n_boot, "calibration_s": calibration_s, "generators": {}}
     recon_model = None
     if twelve_lead is not None:
         from synth.tasks.common import load_task_model
 
         recon_model, recon_folder = load_task_model(twelve_lead or None, "reconstruct",
                                                     required_keys=("leads", "lead_mask"))
-        ref = {s: _limb_lead_r(recon_model, records[s].channel("II"), records[s], width, seed)
+        ref = {s: _limb_lead_r(recon_model, records[s].channel("II"), records[s], width, seed, skip)
                for s in tqdm(sorted(truth), desc="12 leads from the recorded lead II", unit="subject",
                              disable=not progress)}
         ref = {s: v for s, v in ref.items() if v is not None}
@@ -187,7 +197,6 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
                      for r in (bidmc.record(s) for s in train)]
             model = LinearPPGBaseline(int(round(FIR_HALF_S * FS_HZ))).fit(pairs)
             full = {s: model.predict(np.nan_to_num(records[s].channel("PPG"))) for s in truth}
-            gen = {s: _windows(full[s], width) for s in truth}
             how = f"ridge FIR map, {2 * model.half + 1} taps (±{FIR_HALF_S} s), fitted on {len(train)} training subjects"
         else:
             from synth.tasks.common import load_task_model
@@ -199,19 +208,27 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
                 out = ppg_to_ecg(model, records[s].select(["PPG"]), num_samples=samples, steps=steps,
                                  seed=seed + 1000 * g + s, progress=False)
                 full[s] = out.ecg.signal[0]
-                gen[s] = _windows(full[s], width)
             how = (f"synth.tasks.ppg2ecg with {folder}: {model.cfg.signal.length}-sample windows crossfaded, "
                    f"{steps or model.process.default_steps} Euler steps, mean of {samples} sample(s)")
+        shifts = {}
+        if calibration_s > 0:
+            from synth.tasks.ppg2ecg import arrival_offset_s, shift_signal
+
+            for s in truth:
+                lag = arrival_offset_s(full[s][:n_cal], np.nan_to_num(records[s].channel("II"))[:n_cal], FS_HZ)
+                shifts[s] = 0.0 if not np.isfinite(lag) else -lag  # too few beats matched: left as it is
+                full[s] = shift_signal(full[s], shifts[s], FS_HZ)
+        gen = {s: _windows(full[s], width)[skip:] for s in truth}
         r_by, rmse_by, hr_by, dt_by, matched_by, offset_by = {}, {}, {}, {}, {}, {}
         for s in truth:
             a, b = _z(gen[s]), _z(truth[s])
             r_by[s] = np.mean(a * b, axis=1)
             rmse_by[s] = np.sqrt(np.mean((a - b) ** 2, axis=1))
             hr_by[s] = np.abs(heart_rate(gen[s][:, None], FS_HZ) - heart_rate(truth[s][:, None], FS_HZ))
-            recorded_ii = np.nan_to_num(records[s].channel("II"))
-            dt, beats = rpeak_timing(full[s], recorded_ii, FS_HZ)
+            recorded_ii = np.nan_to_num(records[s].channel("II"))[skip * width:]
+            dt, beats = rpeak_timing(full[s][skip * width:], recorded_ii, FS_HZ)
             dt_by[s] = dt
-            offset_by[s] = rpeak_timing(full[s], recorded_ii, FS_HZ, signed=True)[0]
+            offset_by[s] = rpeak_timing(full[s][skip * width:], recorded_ii, FS_HZ, signed=True)[0]
             matched_by[s] = np.r_[np.ones(len(dt)), np.zeros(beats - len(dt))]
         finite_mean = lambda v: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")  # noqa: E731
         report["generators"][text] = {
@@ -232,8 +249,11 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
             "per_subject_rpeak_offset_iqr_ms": {int(s): _quantile(v, 0.75) - _quantile(v, 0.25)
                                                 for s, v in offset_by.items()},
         }
+        if shifts:
+            report["generators"][text]["per_subject_calibration_shift_ms"] = {int(s): 1000 * v
+                                                                              for s, v in shifts.items()}
         if recon_model is not None:
-            limb_by = {s: _limb_lead_r(recon_model, full[s], records[s], width, seed + 1000 * g + s)
+            limb_by = {s: _limb_lead_r(recon_model, full[s], records[s], width, seed + 1000 * g + s, skip)
                        for s in tqdm(sorted(report["twelve_lead"]["leads"]), desc=f"12 leads from {text}",
                                      unit="subject", disable=not progress)}
             report["generators"][text]["twelve_lead_r"] = _cluster_ci(limb_by, lambda v: float(np.mean(v)), n_boot,
@@ -276,6 +296,9 @@ def _markdown(r: dict) -> str:
     lines = ["# synth bench ppg2ecg", "",
              f"BIDMC `{r['data_root']}`, split **{r['split']}** (subjects {', '.join(map(str, r['subjects']))}), "
              f"{r['windows']} windows of {r['window_s']:g} s at {r['fs_hz']:g} Hz, wall time {r['wall_s']:.0f} s.", "",
+             *([f"**Calibrated**: the first {r['calibration_s']:g} s of each recording served as a calibration ECG "
+                "(each generator's lead II shifted by that subject's measured pulse arrival offset); only the "
+                "windows after it are scored.", ""] if r.get("calibration_s") else []),
              "r: Pearson correlation per window (higher is better). RMSE: of z-scored windows (lower is better; "
              "unrelated signals give about 1.41). HR error: bpm (lower is better). Brackets: cluster-bootstrap 95% "
              "intervals over subjects.", "",

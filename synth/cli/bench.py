@@ -11,7 +11,7 @@ from pathlib import Path
 
 from synth import limits
 from synth.cli import UsageError
-from synth.cli.common import BATCH, BOOT, GUIDANCE, SAMPLES, SEED, STEPS, add_force
+from synth.cli.common import BATCH, BOOT, DURATION_S, GUIDANCE, SAMPLES, SEED, STEPS, add_force
 
 _BENCH_N = limits.arg(1, 100_000, int)
 
@@ -75,7 +75,8 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
     with _claimed(args):
         report = run_ppg2ecg(args.generator, data, out_dir=args.out, split=args.split, seed=args.seed,
                              n_boot=args.n_boot, steps=args.steps, samples=args.samples, force=args.force,
-                             progress=not args.quiet, twelve_lead=args.twelve_lead)
+                             progress=not args.quiet, twelve_lead=args.twelve_lead,
+                             calibration_s=args.calibration_s)
     for name, g in report["generators"].items():
         twelve = f"  12-lead limb r {g['twelve_lead_r']['estimate']:.3f}" if "twelve_lead_r" in g else ""
         print(f"{name:<28} r {g['pearson_r']['estimate']:.3f}  RMSE(z) {g['rmse_z']['estimate']:.3f}  "
@@ -210,5 +211,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--twelve-lead", nargs="?", const="", default=None, metavar="CHECKPOINT",
                    help="also take each lead II to 12 leads (the shipped reconstruction model, or CHECKPOINT) and "
                         "score the limb leads the subjects have on record (aVR, III)")
+    p.add_argument("--calibration-s", type=DURATION_S, default=0.0, metavar="SECONDS",
+                   help="use each recording's first SECONDS of lead II as a calibration ECG (the subject's pulse "
+                        "arrival offset, applied to every generator) and score only the windows after it")
     _common(p, n_boot=1000)
     p.set_defaults(func=cmd_ppg2ecg)

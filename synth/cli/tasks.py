@@ -180,6 +180,13 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
     if args.start or args.duration:
         record = record.crop(args.start, args.duration)
     check_memory(record, args.samples * (2 if args.twelve_lead else 1), allow_large=args.allow_large)
+    if args.calibrate is not None:  # checked before the model loads
+        if "II" not in record.leads:
+            raise DataError("--calibrate needs an ECG lead II recorded with the PPG; the input has "
+                            f"{', '.join(record.leads)}", path=args.input, hint="drop --calibrate")
+        if args.calibrate > record.duration_s:
+            raise DataError(f"--calibrate {args.calibrate:g} s is longer than the {record.duration_s:.1f} s input",
+                            path=args.input)
     folder = _task_folder(args.checkpoint, "ppg2ecg")
     twelve_folder = _task_folder(args.reconstruct_checkpoint, "reconstruct") if args.twelve_lead else None
     with staged_folder(args.out, overwrite=args.force) as staging:
@@ -189,6 +196,11 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
             twelve = load_task_model(twelve_folder, "reconstruct", required_keys=("leads", "lead_mask"))
         with _model_named(folder):
             result = ppg_to_ecg(model, record, num_samples=args.samples, steps=args.steps, seed=args.seed)
+        shift = None
+        if args.calibrate is not None:
+            from synth.tasks.ppg2ecg import calibrate_arrival
+
+            result, shift = calibrate_arrival(result, record.channel("II"), args.calibrate)
         written = write_ppg2ecg(result, record, staging, fmt=args.format, checkpoint=str(folder))
         if twelve is not None:
             from synth.tasks.ppg2ecg import twelve_lead_from
@@ -200,6 +212,8 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
                                             checkpoint=str(twelve[1]))
     what = "ECG lead II and all 12 leads" if twelve_folder is not None else "ECG lead II"
     print(f"generated {what} from {record.duration_s:.1f} s of PPG: {len(written)} files in {args.out}/")
+    if shift is not None:
+        print(f"pulse arrival calibrated on the first {args.calibrate:g} s of lead II: shifted {1000 * shift:+.0f} ms")
     return 0
 
 
@@ -315,6 +329,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--checkpoint", help="export folder (default: the shipped checkpoints/ppg2ecg)")
     p.add_argument("--steps", type=STEPS, help="sampler steps (default: the model's)")
     p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--calibrate", type=DURATION_S, metavar="SECONDS",
+                   help="the input also holds lead II for (at least) its first SECONDS, recorded with the PPG: "
+                        "shift the generated ECG by this subject's pulse arrival offset measured there")
     _record_output_options(p)
     add_read_options(p)
     p.set_defaults(func=cmd_ppg2ecg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -166,3 +167,40 @@ def test_cli_ppg2ecg_twelve_lead_chains_the_reconstruction(use_tiny_checkpoints,
     assert twelve.leads == LEADS_12 and twelve.fs_hz == ii.fs_hz and twelve.n_samples == ii.n_samples
     np.testing.assert_allclose(twelve.channel("II"), ii.channel("II"), atol=2e-3)  # lead II passed through
     assert "12 leads" in stdout and (out / "ecg12_overlay.png").exists()
+
+
+def test_arrival_calibration_undoes_a_constant_lag():
+    from synth.tasks.ppg2ecg import PPGToECG, arrival_offset_s, calibrate_arrival, shift_signal
+
+    ecg = read_record(BIDMC_46).crop(0, 30).channel("II").astype(np.float64)
+    late = shift_signal(ecg, 0.048, 125.0)  # 6 samples later, the edge held
+    assert np.array_equal(late[6:], ecg[:-6]) and np.all(late[:6] == ecg[0])
+    assert arrival_offset_s(late, ecg, 125.0) == pytest.approx(0.048, abs=1e-6)
+    result = PPGToECG(ecg=Record(late[None].astype(np.float32), 125.0, ("II",), source="gen"),
+                      samples=late[None, None].astype(np.float32), spread=np.zeros((1, late.size), np.float32))
+    fixed, shift = calibrate_arrival(result, ecg, 10.0)  # measured on the first 10 s only
+    assert shift == pytest.approx(-0.048, abs=1e-6) and fixed.ecg.metadata["arrival_calibration_s"] == 10.0
+    assert agreement(fixed.ecg.signal[0, 1250:], ecg[1250:], 125.0)["pearson_r"] > 0.999
+    assert np.array_equal(fixed.samples[0, 0], fixed.ecg.signal[0])
+    with pytest.raises(DataError, match="fewer than 3 beats"):
+        calibrate_arrival(PPGToECG(ecg=Record(np.zeros((1, late.size), np.float32), 125.0, ("II",)),
+                                   samples=np.zeros((1, 1, late.size), np.float32),
+                                   spread=np.zeros((1, late.size), np.float32)), ecg, 10.0)
+
+
+def test_cli_ppg2ecg_calibrate_shifts_by_the_measured_lag_and_needs_lead_ii(use_tiny_checkpoints, tmp_path, capsys):
+    code, stdout, err = run(["ppg2ecg", BIDMC_46, "--out", tmp_path / "c", "--duration", 30, "--steps", 1,
+                             "--calibrate", 20], capsys)
+    assert code == 0, err
+    shift_ms = float(re.search(r"calibrated on the first 20 s of lead II: shifted ([+-]\d+) ms", stdout).group(1))
+    code, _, err = run(["ppg2ecg", BIDMC_46, "--out", tmp_path / "u", "--duration", 30, "--steps", 1], capsys)
+    assert code == 0, err
+    plain, calibrated = read_record(tmp_path / "u" / "ecg").channel("II"), read_record(tmp_path / "c" / "ecg").channel("II")
+    k = int(round(shift_ms / 8))  # 125 Hz: 8 ms a sample; the same draw, moved by the measured lag
+    assert k != 0 and np.allclose(calibrated[abs(k):-abs(k)], np.roll(plain, k)[abs(k):-abs(k)], atol=2e-3)
+    path = tmp_path / "watch.csv"
+    path.write_text("green\n" + "".join(f"{np.sin(i / 20):.4f}\n" for i in range(1000)))
+    code, _, err = run(["ppg2ecg", path, "--ppg-column", "green", "--in-fs", 100, "--out", tmp_path / "o",
+                        "--calibrate", 5], capsys)
+    assert code == 2 and "--calibrate needs an ECG lead II" in err and "watch.csv" in err
+    assert not (tmp_path / "o").exists()

@@ -26,6 +26,7 @@ def main() -> None:
     from synth.data.ptbxl import PTBXL
     from synth.data.sample import sample_ptbxl_root
     from synth.echo.generate import (
+        DEFAULT_GUIDANCE,
         ecg_condition,
         join_frames,
         layout,
@@ -54,13 +55,13 @@ def main() -> None:
         frames = starts[-1] + lay.frames
         t0 = time.perf_counter()
         cont = sample_continuous(model, ecg_condition(rec, lay, starts=starts), starts, lay, ef=None, heart_rate=None,
-                                 guidance_scale=2.0, generator=torch.Generator().manual_seed(args.seed))
+                                 guidance_scale=DEFAULT_GUIDANCE, generator=torch.Generator().manual_seed(args.seed))
         cont_s = time.perf_counter() - t0
         joins = join_frames(starts, lay)
         windows = frames // lay.frames
         ecg = ecg_condition(rec, lay, windows=windows)
         nan = torch.full((windows,), float("nan"))
-        indep = sample_videos(model, {"ecg": ecg, "ef": nan, "heart_rate": nan}, windows, guidance_scale=2.0,
+        indep = sample_videos(model, {"ecg": ecg, "ef": nan, "heart_rate": nan}, windows, guidance_scale=DEFAULT_GUIDANCE,
                               generator=torch.Generator().manual_seed(args.seed))
         indep = indep.permute(1, 0, 2, 3, 4).reshape(1, -1, *indep.shape[-2:])  # (C, W·F, S, S)
         rows.append({"ecg_id": int(test.ecg_ids[k]), "frames": frames, "windows_continuous": len(starts),
@@ -71,7 +72,7 @@ def main() -> None:
     summary = {kind: {"ratio_median": float(np.median([r[kind]["ratio"] for r in rows])),
                       "ratio_max": float(np.max([r[kind]["ratio"] for r in rows]))}
                for kind in ("continuous", "independent")}
-    out = {"records": len(rows), "seed": args.seed, "guidance_scale": 2.0, "summary": summary, "rows": rows,
+    out = {"records": len(rows), "seed": args.seed, "guidance_scale": DEFAULT_GUIDANCE, "summary": summary, "rows": rows,
            "seconds_per_10s_clip": float(np.mean([r["seconds_continuous"] for r in rows])),
            "wall_s": time.perf_counter() - started}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

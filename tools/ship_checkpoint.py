@@ -31,7 +31,7 @@ def convert(src: Path, dst: Path) -> None:
         elif path.name == "model.safetensors":
             state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_file(str(path)).items()}
             save_file(state, str(target), metadata={"format": "pt", "stored_dtype": "float16"})
-        elif path.suffix in (".json", ".md"):
+        elif path.suffix in (".json", ".md") and not path.name.startswith("."):  # not a run folder's marks
             shutil.copy2(path, target)
 
 

@@ -177,7 +177,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--split", default="test", choices=("test", "val"), help="clips scored (default test)")
     p.add_argument("--n", type=_BENCH_N, default=100, help="clips scored (default 100)")
     p.add_argument("--steps", type=limits.arg(1, 18, int), help="decoding steps (default: the model's)")
-    p.add_argument("--guidance-scale", type=GUIDANCE, help="default 2, what synth echo uses")
+    p.add_argument("--guidance-scale", type=GUIDANCE, help="default 1.25, what synth echo uses")
     p.add_argument("--batch-size", type=BATCH, default=8)
     _common(p)
     p.set_defaults(func=cmd_echo)

@@ -359,7 +359,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--steps", type=limits.arg(1, 18, int), help="MaskGIT decoding steps (default: the model's)")
     p.add_argument("--guidance-scale", type=GUIDANCE,
-                   help="classifier-free guidance on the logits (default 2, chosen on the VAL clips)")
+                   help="classifier-free guidance on the logits (default 1.25, chosen on the VAL clips)")
     add_force(p, "MP4 and PNG")
     add_read_options(p)
     p.set_defaults(func=cmd_echo)

@@ -7,7 +7,7 @@
    and Pearson r of the missing leads against the record's own leads, overlays with the truth.
 3. PPG → ECG: 30 s of a BIDMC test subject's PPG; r and RMSE (z-scored: BIDMC's ECG is in arbitrary units) and the
    heart-rate error against the subject's real lead II.
-4. ECG → echo: a 2 s apical-four-chamber clip (MP4 + filmstrip) driven by the reconstruction record's ECG; its
+4. ECG → echo: a 10 s apical-four-chamber clip (MP4 + filmstrip) driven by the reconstruction record's ECG; its
    end-diastoles (left-ventricular area maxima) against the ECG's R-peaks, in ms.
 
 The five shipped checkpoints (``checkpoints/report2ecg``, ``upsample500``, ``reconstruct``, ``ppg2ecg``,
@@ -279,7 +279,7 @@ def _demo_echo(folder: Path, seed: int, figures: dict, checkpoint: Path) -> list
     return ["## ECG → echo", "",
             f"The first {duration:g} s of the same record's ECG (ecg_id {record.metadata.get('ecg_id')}) drive a "
             f"{clip.video.shape[1]}-frame apical-four-chamber clip at {clip.fps:g} fps (`echo/echo.mp4`; the model "
-            "was trained on an ECG-timed phantom, not on real echoes). End-diastole (the largest left-ventricular "
+            "was trained on an ECG-timed ultrasound simulator, not on real echoes). End-diastole (the largest left-ventricular "
             f"area) against the ECG's R-peaks inside the clip: errors {shown} ms (mean absolute "
             f"**{_fmt(mae, '.0f')} ms**, {misses} R-peak(s) without an end-diastole within 0.3 s); sampling took "
             f"{info['sample_seconds']:.1f} s.", "",

@@ -207,9 +207,8 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def _resume(self) -> None:
         acc = self.accelerator
-        if acc.is_main_process:
-            ckpt.remove_partial(self.ckpt_root)
-        acc.wait_for_everyone()
+        # Partial saves (hidden ``.tmp-step-*``) are never read here; they are removed in fit(), under the lock,
+        # so that a second Trainer on the same out_dir cannot delete the one another run is writing.
         folder = ckpt.latest_checkpoint(self.ckpt_root)
         if folder is None:
             return
@@ -357,6 +356,7 @@ class Trainer:
         main = acc.is_main_process
         log = tensorboard = None
         if main:
+            ckpt.remove_partial(self.ckpt_root)
             ckpt.mark_run_folder(self.out_dir)
             (self.out_dir / "train_config.json").write_text(json.dumps(train_config_to_dict(cfg), indent=2))
             log, tensorboard = self._open_logs()

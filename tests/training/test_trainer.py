@@ -199,9 +199,14 @@ def test_a_second_training_into_a_locked_run_folder_stops_at_once(tmp_path: Path
 
     run = tmp_path / "run"
     Trainer(make_toy(), toy_config(run, steps=2), ToySignals()).fit()
-    before = {p.relative_to(run).as_posix(): p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
-    second = Trainer(make_toy(), toy_config(run, steps=4), ToySignals())
-    with output_lock(run), pytest.raises(OutputLockedError, match="another synth run"):  # as a running training
-        second.fit()
-    assert {p.relative_to(run).as_posix(): p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
+    with output_lock(run):  # as a running training, halfway through saving a checkpoint
+        saving = run / "checkpoints" / ".tmp-step-00000003"
+        saving.mkdir()
+        (saving / "model.safetensors").write_bytes(b"being written")
+        before = {p.relative_to(run).as_posix(): p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+        second = Trainer(make_toy(), toy_config(run, steps=4), ToySignals())
+        with pytest.raises(OutputLockedError, match="another synth run"):
+            second.fit()
+        assert {p.relative_to(run).as_posix(): p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
     assert second.fit() == run / "model" and second.step == 4  # free again: it resumes and finishes
+    assert not saving.exists()  # a partial save left by a killed run is cleared once the lock is held

@@ -212,11 +212,11 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
                    f"{steps or model.process.default_steps} Euler steps, mean of {samples} sample(s)")
         shifts = {}
         if calibration_s > 0:
-            from synth.tasks.ppg2ecg import arrival_offset_s, shift_signal
+            from synth.tasks.ppg2ecg import calibration_shift_s, shift_signal
 
             for s in truth:
-                lag = arrival_offset_s(full[s][:n_cal], np.nan_to_num(records[s].channel("II"))[:n_cal], FS_HZ)
-                shifts[s] = 0.0 if not np.isfinite(lag) else -lag  # too few beats matched: left as it is
+                shift = calibration_shift_s(full[s], records[s].channel("II"), FS_HZ, calibration_s)
+                shifts[s] = shift if np.isfinite(shift) else 0.0  # too few beats matched: left as it is
                 full[s] = shift_signal(full[s], shifts[s], FS_HZ)
         gen = {s: _windows(full[s], width)[skip:] for s in truth}
         r_by, rmse_by, hr_by, dt_by, matched_by, offset_by = {}, {}, {}, {}, {}, {}

@@ -160,24 +160,30 @@ def shift_signal(x: np.ndarray, seconds: float, fs_hz: float) -> np.ndarray:
     return np.take(x, idx, axis=-1)
 
 
+def calibration_shift_s(generated: np.ndarray, recorded: np.ndarray, fs_hz: float, calibration_s: float) -> float:
+    """The shift (s) that lines the generated ``(T,)`` lead II up with the recorded one over their first
+    ``calibration_s`` seconds (minus :func:`arrival_offset_s` there); NaN when fewer than 3 beats match."""
+    n = int(round(calibration_s * fs_hz))
+    if calibration_s <= 0 or n > len(generated):
+        raise DataError(f"calibration stretch of {calibration_s:g} s does not fit the {len(generated) / fs_hz:.1f} s "
+                        "recording", hint="give a positive length shorter than the recording")
+    return -arrival_offset_s(generated[:n], np.nan_to_num(np.asarray(recorded)[:n]), fs_hz)
+
+
 def calibrate_arrival(result: PPGToECG, recorded_ii: np.ndarray, calibration_s: float) -> tuple[PPGToECG, float]:
     """``result`` with its generated lead II (mean, samples and spread) shifted so that its R-peaks line up with
     the ``recorded_ii`` ones over the first ``calibration_s`` seconds, and the shift applied (s). Raises
     :class:`DataError` when the calibration stretch has too few matching beats."""
     ecg = result.ecg
-    n = int(round(calibration_s * ecg.fs_hz))
-    if calibration_s <= 0 or n > ecg.n_samples:
-        raise DataError(f"calibration stretch of {calibration_s:g} s does not fit the {ecg.duration_s:.1f} s "
-                        "recording", hint="give a positive length shorter than the recording")
-    offset = arrival_offset_s(ecg.signal[0, :n], np.nan_to_num(np.asarray(recorded_ii)[:n]), ecg.fs_hz)
-    if not np.isfinite(offset):
+    shift = calibration_shift_s(ecg.signal[0], recorded_ii, ecg.fs_hz, calibration_s)
+    if not np.isfinite(shift):
         raise DataError(f"fewer than 3 beats of the first {calibration_s:g} s match between the generated and the "
                         "recorded ECG", path=ecg.source, hint="a longer calibration stretch, or a cleaner ECG")
-    meta = {**ecg.metadata, "arrival_calibration_s": calibration_s, "arrival_shift_s": -offset}
-    shifted = Record(shift_signal(ecg.signal, -offset, ecg.fs_hz), ecg.fs_hz, ecg.leads, metadata=meta,
+    meta = {**ecg.metadata, "arrival_calibration_s": calibration_s, "arrival_shift_s": shift}
+    shifted = Record(shift_signal(ecg.signal, shift, ecg.fs_hz), ecg.fs_hz, ecg.leads, metadata=meta,
                      source=ecg.source)
-    return PPGToECG(ecg=shifted, samples=shift_signal(result.samples, -offset, ecg.fs_hz),
-                    spread=shift_signal(result.spread, -offset, ecg.fs_hz)), -offset
+    return PPGToECG(ecg=shifted, samples=shift_signal(result.samples, shift, ecg.fs_hz),
+                    spread=shift_signal(result.spread, shift, ecg.fs_hz)), shift
 
 
 def _z(x: np.ndarray) -> np.ndarray:

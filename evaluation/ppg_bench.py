@@ -21,7 +21,9 @@ same reconstruction from the *recorded* lead II is the reference: what the 12-le
 Intervals are cluster-bootstrap 95% intervals that resample *subjects* (windows of one subject are not
 independent). ``baseline:linear`` is a least-squares FIR map from the PPG (±0.6 s of taps, so the pulse transit
 delay is covered) to lead II, fitted on the training subjects only; nothing is fitted or selected on the scored
-subjects.
+subjects. With a calibration stretch, ``baseline:template`` draws the subject's own median beat from that stretch
+at every PPG pulse onset minus the pulse arrival lag measured there
+(:func:`synth.tasks.ppg2ecg.calibrated_template`): what a watch that records a short ECG could do without a model.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from synth.data.beats import rpeak_timing
 from synth.errors import DataError
 from synth.outputs import staged_folder
 
-BASELINES = ("linear",)
+BASELINES = ("linear", "template")
 WINDOW_S = 8.0
 FIR_HALF_S = 0.6
 
@@ -159,6 +161,9 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
     width = int(round(WINDOW_S * FS_HZ))
     if calibration_s < 0:
         raise DataError(f"calibration_s must be at least 0, got {calibration_s:g}")
+    if "baseline:template" in generators and calibration_s <= 0:
+        raise DataError("baseline:template draws the subject's own beat from the calibration ECG",
+                        hint="give calibration_s > 0 (--calibration-s 32)")
     n_cal = int(round(calibration_s * FS_HZ))
     skip = -(-n_cal // width)  # windows touched by the calibration stretch are not scored
     truth = {s: _windows(np.nan_to_num(r.channel("II")), width)[skip:] for s, r in records.items()}
@@ -190,14 +195,25 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
         if text.startswith("baseline:"):
             name = text.split(":", 1)[1]
             if name not in BASELINES:
-                raise DataError(f"unknown baseline {text!r}", hint="choose baseline:linear")
-            if not train:
-                raise DataError("no training subjects to fit baseline:linear on", path=data_root)
-            pairs = [(np.nan_to_num(r.channel("PPG")), np.nan_to_num(r.channel("II")))
-                     for r in (bidmc.record(s) for s in train)]
-            model = LinearPPGBaseline(int(round(FIR_HALF_S * FS_HZ))).fit(pairs)
-            full = {s: model.predict(np.nan_to_num(records[s].channel("PPG"))) for s in truth}
-            how = f"ridge FIR map, {2 * model.half + 1} taps (±{FIR_HALF_S} s), fitted on {len(train)} training subjects"
+                raise DataError(f"unknown baseline {text!r}", hint="choose baseline:linear or baseline:template")
+            if name == "template":
+                from synth.tasks.ppg2ecg import calibrated_template
+                full, lags = {}, {}
+                for s in truth:
+                    full[s], lags[s] = calibrated_template(records[s].channel("PPG"), records[s].channel("II"),
+                                                           FS_HZ, calibration_s)
+                how = (f"the subject's median beat from the first {calibration_s:g} s of its ECG, drawn at every PPG "
+                       f"pulse onset minus its pulse arrival lag measured there (median lag "
+                       f"{1000 * np.median(list(lags.values())):.0f} ms); nothing fitted on other subjects")
+            else:
+                if not train:
+                    raise DataError("no training subjects to fit baseline:linear on", path=data_root)
+                pairs = [(np.nan_to_num(r.channel("PPG")), np.nan_to_num(r.channel("II")))
+                         for r in (bidmc.record(s) for s in train)]
+                model = LinearPPGBaseline(int(round(FIR_HALF_S * FS_HZ))).fit(pairs)
+                full = {s: model.predict(np.nan_to_num(records[s].channel("PPG"))) for s in truth}
+                how = (f"ridge FIR map, {2 * model.half + 1} taps (±{FIR_HALF_S} s), fitted on {len(train)} "
+                       "training subjects")
         else:
             from synth.tasks.common import load_task_model
             from synth.tasks.ppg2ecg import ppg_to_ecg

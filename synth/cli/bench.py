@@ -202,8 +202,9 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_utility)
 
     p = bsub.add_parser("ppg2ecg", help="PPG → ECG lead II on BIDMC's held-out subjects: r, RMSE, HR error")
-    p.add_argument("--generator", action="append", required=True, metavar="CHECKPOINT|baseline:linear",
-                   help="repeatable; a PPG → ECG export folder or baseline:linear")
+    p.add_argument("--generator", action="append", required=True, metavar="CHECKPOINT|baseline:NAME",
+                   help="repeatable; a PPG → ECG export folder, baseline:linear, or baseline:template "
+                        "(with --calibration-s: the subject's own beat at PPG onsets minus its pulse arrival lag)")
     p.add_argument("--data", help="BIDMC folder (default ../shared/data/bidmc if present, else the shipped sample)")
     p.add_argument("--split", default="test", choices=("test", "val"), help="subjects scored (default test)")
     p.add_argument("--steps", type=STEPS, help="sampler steps for checkpoints (default: the model's)")

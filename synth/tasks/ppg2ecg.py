@@ -186,6 +186,72 @@ def calibrate_arrival(result: PPGToECG, recorded_ii: np.ndarray, calibration_s: 
                     spread=shift_signal(result.spread, shift, ecg.fs_hz)), shift
 
 
+def arrival_lag_s(onsets: np.ndarray, r_peaks: np.ndarray, fs_hz: float, *, max_lag_s: float = 1.0,
+                  tolerance_s: float = 0.04) -> float:
+    """The pulse arrival lag (s) between ECG ``r_peaks`` and PPG ``onsets`` (both in samples, one stretch): the
+    smallest lag in 0.05-``max_lag_s`` that lines up at least 90 % as many onsets with an R-peak (within
+    ``tolerance_s``) as the best lag does, refined to the median onset − R-peak distance of those matches.
+    Smallest, because with a regular rhythm every lag plus a whole RR interval lines the beats up too. NaN when
+    fewer than 3 beats match."""
+    on, r = np.asarray(onsets, np.float64), np.asarray(r_peaks, np.float64)
+    if len(on) < 3 or len(r) < 3:
+        return float("nan")
+    lags = np.arange(int(0.05 * fs_hz), int(max_lag_s * fs_hz) + 1, dtype=np.float64)
+    tol = tolerance_s * fs_hz
+    dist = np.abs(on[None, :, None] - r[None, None, :] - lags[:, None, None]).min(axis=2)  # (lags, onsets)
+    score = (dist <= tol).sum(axis=1)
+    if score.max() < 3:
+        return float("nan")
+    lag = lags[np.flatnonzero(score >= 0.9 * score.max())[0]]
+    d = on[:, None] - (r[None, :] + lag)
+    j = np.abs(d).argmin(axis=1)
+    ok = np.abs(d[np.arange(len(on)), j]) <= tol
+    return float(np.median(on[ok] - r[j[ok]])) / fs_hz
+
+
+def calibrated_template(ppg: np.ndarray, recorded_ii: np.ndarray, fs_hz: float, calibration_s: float, *,
+                        before_s: float = 0.25, after_s: float = 0.45) -> tuple[np.ndarray, float]:
+    """Lead II ``(T,)`` for a whole PPG ``(T,)`` from a short calibration ECG recorded with it (the first
+    ``calibration_s`` seconds of ``recorded_ii``, as a watch's single-lead check gives): the subject's median beat
+    there (``before_s``/``after_s`` around each R-peak, edges tapered) is drawn at every PPG pulse onset moved back by
+    the subject's pulse arrival lag measured there (:func:`arrival_lag_s`). Returns the signal and the lag (s).
+    A classic template baseline: it knows the subject's own beat shape and lag, which the model does not. Raises
+    :class:`DataError` when the stretch has too few beats."""
+    from synth.data.beats import detect_r_peaks
+    from synth.data.pulse import pulse_onsets
+
+    ppg = np.nan_to_num(np.asarray(ppg, np.float64))
+    n_cal = int(round(calibration_s * fs_hz))
+    if calibration_s <= 0 or n_cal > len(ppg):
+        raise DataError(f"calibration stretch of {calibration_s:g} s does not fit the {len(ppg) / fs_hz:.1f} s "
+                        "recording", hint="give a positive length shorter than the recording")
+    ii = np.nan_to_num(np.asarray(recorded_ii, np.float64)[:n_cal])
+    try:
+        r = np.round(detect_r_peaks(ii, fs_hz)).astype(int)
+    except DataError:
+        r = np.empty(0, int)
+    onsets = pulse_onsets(ppg, fs_hz)
+    lag = arrival_lag_s(onsets[onsets < n_cal], r, fs_hz)
+    a, b = int(round(before_s * fs_hz)), int(round(after_s * fs_hz))
+    beats = [ii[k - a : k + b] for k in r if k - a >= 0 and k + b <= n_cal]
+    if not np.isfinite(lag) or len(beats) < 3:
+        raise DataError(f"fewer than 3 beats in the first {calibration_s:g} s to take a template and a pulse "
+                        "arrival lag from", hint="a longer calibration stretch, or a cleaner ECG and PPG")
+    template = np.median(np.stack(beats), axis=0)
+    template -= np.median(template)
+    m = max(1, int(round(0.08 * fs_hz)))
+    taper = np.ones(a + b)
+    taper[:m] = 0.5 - 0.5 * np.cos(np.pi * np.arange(m) / m)
+    taper[-m:] = taper[:m][::-1]
+    template *= taper
+    out = np.zeros(len(ppg))
+    for k in np.round(onsets - lag * fs_hz).astype(int) - a:
+        lo, hi = max(0, k), min(len(out), k + a + b)
+        if hi > lo:
+            out[lo:hi] += template[lo - k : hi - k]
+    return out.astype(np.float32), lag
+
+
 def _z(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / max(float(x.std()), 1e-9)
 

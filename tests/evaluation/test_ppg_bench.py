@@ -74,3 +74,16 @@ def test_rpeak_timing_measures_the_shift_of_each_beat(make_synthetic_record):
     assert len(far) == 0
     flat, n = rpeak_timing(np.zeros_like(lead), lead, fs)
     assert len(flat) == 0 and n == beats
+
+
+def test_bench_ppg2ecg_template_needs_and_uses_the_calibration_stretch(tmp_path):
+    out = tmp_path / "tmpl"
+    code = main(["bench", "ppg2ecg", "--generator", "baseline:template", "--generator", "baseline:linear",
+                 "--data", str(sample_bidmc_root()), "--calibration-s", "32", "--out", str(out), "--n-boot", "20",
+                 "--quiet"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["windows"] == 11  # 120 s in 8 s windows, the 4 touched by the 32 s stretch left out
+    g = report["generators"]["baseline:template"]
+    assert "median lag" in g["how"] and g["beats_matched"]["estimate"] > 0.8
+    assert -1 <= g["pearson_r"]["estimate"] <= 1

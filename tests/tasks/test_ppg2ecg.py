@@ -204,3 +204,28 @@ def test_cli_ppg2ecg_calibrate_shifts_by_the_measured_lag_and_needs_lead_ii(use_
                         "--calibrate", 5], capsys)
     assert code == 2 and "--calibrate needs an ECG lead II" in err and "watch.csv" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_calibrated_template_recovers_the_pulse_arrival_lag_and_the_beats(make_synthetic_record):
+    """A PPG simulated 220 ms after each R-peak of a synthetic ECG whose rate varies: the lag comes back from the
+    first 12 s, and the subject's beat drawn at every later onset minus that lag lands on the real R-peaks."""
+    from synth.data.beats import detect_r_peaks
+    from synth.data.pulse import simulate_ppg
+    from synth.tasks.ppg2ecg import arrival_lag_s, calibrated_template
+
+    fs = 125.0
+    slow = make_synthetic_record(fs_hz=fs, duration_s=20.0, heart_rate_bpm=62.0).channel("II")
+    fast = make_synthetic_record(fs_hz=fs, duration_s=20.0, heart_rate_bpm=84.0).channel("II")
+    ecg = np.concatenate([slow, fast]).astype(np.float64)
+    r = detect_r_peaks(ecg, fs)
+    ppg = simulate_ppg(r, len(ecg), fs, np.random.default_rng(0), pat_s=0.22)
+    out, lag = calibrated_template(ppg, ecg, fs, 12.0)
+    assert lag == pytest.approx(0.22, abs=0.05), lag  # R-peak to the foot of the upstroke
+    later = slice(int(12 * fs), None)
+    a = agreement(out[later], ecg[later], fs)
+    assert a["beats_matched"] > 0.9 and a["rpeak_error_ms_median"] < 20 and a["pearson_r"] > 0.6
+    assert np.isnan(arrival_lag_s(np.array([10.0, 20.0]), r, fs))  # too few onsets
+    with pytest.raises(DataError, match="fewer than 3 beats"):
+        calibrated_template(ppg, np.zeros_like(ecg), fs, 12.0)
+    with pytest.raises(DataError, match="does not fit"):
+        calibrated_template(ppg, ecg, fs, 100.0)

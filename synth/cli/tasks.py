@@ -187,17 +187,28 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
         if args.calibrate > record.duration_s:
             raise DataError(f"--calibrate {args.calibrate:g} s is longer than the {record.duration_s:.1f} s input",
                             path=args.input)
-    folder = _task_folder(args.checkpoint, "ppg2ecg")
+    if args.template and args.calibrate is None:
+        raise DataError("--template draws the subject's own beat from a calibration ECG", path=args.input,
+                        hint="add --calibrate SECONDS (the input's lead II over its first SECONDS)")
+    if args.template and args.samples > 1:
+        raise DataError("--template draws one deterministic ECG", hint="drop --samples")
+    folder = None if args.template else _task_folder(args.checkpoint, "ppg2ecg")
     twelve_folder = _task_folder(args.reconstruct_checkpoint, "reconstruct") if args.twelve_lead else None
     with staged_folder(args.out, overwrite=args.force) as staging:
-        model, folder = load_task_model(folder, "ppg2ecg", required_keys=("ppg",))
         twelve = None
         if twelve_folder is not None:  # loaded before the work, so a bad checkpoint fails first
             twelve = load_task_model(twelve_folder, "reconstruct", required_keys=("leads", "lead_mask"))
-        with _model_named(folder):
-            result = ppg_to_ecg(model, record, num_samples=args.samples, steps=args.steps, seed=args.seed)
-        shift = None
-        if args.calibrate is not None:
+        shift = lag = None
+        if args.template:
+            from synth.tasks.ppg2ecg import template_to_ecg
+
+            result, lag = template_to_ecg(record, args.calibrate)
+            folder = "calibrated template"
+        else:
+            model, folder = load_task_model(folder, "ppg2ecg", required_keys=("ppg",))
+            with _model_named(folder):
+                result = ppg_to_ecg(model, record, num_samples=args.samples, steps=args.steps, seed=args.seed)
+        if args.calibrate is not None and not args.template:
             from synth.tasks.ppg2ecg import calibrate_arrival
 
             result, shift = calibrate_arrival(result, record.channel("II"), args.calibrate)
@@ -214,6 +225,9 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
     print(f"generated {what} from {record.duration_s:.1f} s of PPG: {len(written)} files in {args.out}/")
     if shift is not None:
         print(f"pulse arrival calibrated on the first {args.calibrate:g} s of lead II: shifted {1000 * shift:+.0f} ms")
+    if lag is not None:
+        print(f"calibrated template: the subject's median beat and pulse arrival lag ({1000 * lag:.0f} ms) from the "
+              f"first {args.calibrate:g} s of lead II, drawn at every PPG pulse onset")
     return 0
 
 
@@ -332,6 +346,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--calibrate", type=DURATION_S, metavar="SECONDS",
                    help="the input also holds lead II for (at least) its first SECONDS, recorded with the PPG: "
                         "shift the generated ECG by this subject's pulse arrival offset measured there")
+    p.add_argument("--template", action="store_true",
+                   help="with --calibrate: no model; draw the subject's median beat from the calibration stretch at "
+                        "every PPG pulse onset minus the pulse arrival lag measured there")
     _record_output_options(p)
     add_read_options(p)
     p.set_defaults(func=cmd_ppg2ecg)

@@ -252,6 +252,21 @@ def calibrated_template(ppg: np.ndarray, recorded_ii: np.ndarray, fs_hz: float, 
     return out.astype(np.float32), lag
 
 
+def template_to_ecg(record: Record, calibration_s: float) -> tuple[PPGToECG, float]:
+    """:func:`calibrated_template` for a record holding ``PPG`` and a lead ``II`` recorded with it over (at least)
+    its first ``calibration_s`` seconds: lead II for the whole PPG, in the recorded lead's units, as a
+    :class:`PPGToECG` (one deterministic draw), and the pulse arrival lag (s)."""
+    for lead in ("PPG", "II"):
+        if lead not in record.leads:
+            raise DataError(f"a calibrated template needs PPG and lead II; the input has {', '.join(record.leads)}",
+                            path=record.source)
+    y, lag = calibrated_template(record.channel("PPG"), record.channel("II"), record.fs_hz, calibration_s)
+    meta = {"task": "ppg2ecg", "method": "calibrated template", "arrival_calibration_s": calibration_s,
+            "arrival_lag_s": lag, "source": record.source}
+    ecg = Record(y[None], record.fs_hz, ("II",), metadata=meta)
+    return PPGToECG(ecg=ecg, samples=y[None, None], spread=np.zeros((1, y.size), np.float32)), lag
+
+
 def _z(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / max(float(x.std()), 1e-9)
 

@@ -229,3 +229,23 @@ def test_calibrated_template_recovers_the_pulse_arrival_lag_and_the_beats(make_s
         calibrated_template(ppg, np.zeros_like(ecg), fs, 12.0)
     with pytest.raises(DataError, match="does not fit"):
         calibrated_template(ppg, ecg, fs, 100.0)
+
+
+def test_cli_ppg2ecg_template_needs_calibrate_and_follows_the_recorded_beats(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SYNTH_CHECKPOINTS", str(tmp_path / "none"))  # no model is loaded, so none is needed
+    code, _, err = run(["ppg2ecg", BIDMC_46, "--out", tmp_path / "n", "--template"], capsys)
+    assert code == 2 and "--calibrate" in err and not (tmp_path / "n").exists()
+    code, _, err = run(["ppg2ecg", BIDMC_46, "--out", tmp_path / "s", "--template", "--calibrate", 20,
+                        "--samples", 2], capsys)
+    assert code == 2 and "--samples" in err and not (tmp_path / "s").exists()
+    code, stdout, err = run(["ppg2ecg", BIDMC_46, "--out", tmp_path / "t", "--duration", 60, "--template",
+                             "--calibrate", 20], capsys)
+    assert code == 0, err
+    lag_ms = float(re.search(r"pulse arrival lag \((\d+) ms\)", stdout).group(1))
+    assert 100 < lag_ms < 1000
+    made = read_record(tmp_path / "t" / "ecg")
+    assert made.metadata["method"] == "calibrated template"
+    real = read_record(BIDMC_46).crop(0, 60).channel("II")
+    a = agreement(made.channel("II")[2500:], real[2500:], 125.0)  # after the calibration stretch
+    assert a["beats_matched"] > 0.8 and a["rpeak_error_ms_median"] < 30 and a["pearson_r"] > 0.3
+    assert (tmp_path / "t" / "ecg_ppg.png").exists()

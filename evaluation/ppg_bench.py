@@ -197,11 +197,12 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
             if name not in BASELINES:
                 raise DataError(f"unknown baseline {text!r}", hint="choose baseline:linear or baseline:template")
             if name == "template":
-                from synth.tasks.ppg2ecg import calibrated_template
+                from synth.tasks.ppg2ecg import template_to_ecg
+
                 full, lags = {}, {}
                 for s in truth:
-                    full[s], lags[s] = calibrated_template(records[s].channel("PPG"), records[s].channel("II"),
-                                                           FS_HZ, calibration_s)
+                    out, lags[s] = template_to_ecg(records[s].select(["PPG", "II"]), calibration_s)
+                    full[s] = out.ecg.signal[0]
                 how = (f"the subject's median beat from the first {calibration_s:g} s of its ECG, drawn at every PPG "
                        f"pulse onset minus its pulse arrival lag measured there (median lag "
                        f"{1000 * np.median(list(lags.values())):.0f} ms); nothing fitted on other subjects")
@@ -227,7 +228,7 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
             how = (f"synth.tasks.ppg2ecg with {folder}: {model.cfg.signal.length}-sample windows crossfaded, "
                    f"{steps or model.process.default_steps} Euler steps, mean of {samples} sample(s)")
         shifts = {}
-        if calibration_s > 0:
+        if calibration_s > 0 and text != "baseline:template":  # the template is placed by its own measured lag
             from synth.tasks.ppg2ecg import calibration_shift_s, shift_signal
 
             for s in truth:

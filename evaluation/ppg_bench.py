@@ -217,16 +217,27 @@ def run_ppg2ecg(generators: Sequence[str], data_root: str | os.PathLike, *, out_
                        "training subjects")
         else:
             from synth.tasks.common import load_task_model
-            from synth.tasks.ppg2ecg import ppg_to_ecg
+            from synth.tasks.ppg2ecg import ppg_to_ecg, reads_template, template_channel
 
             model, folder = load_task_model(text, "ppg2ecg", required_keys=("ppg",))
-            gen, full = {}, {}
+            with_template = calibration_s > 0 and reads_template(model)
+            gen, full, no_template = {}, {}, []
             for s in tqdm(sorted(truth), desc=text, unit="subject", disable=not progress):
+                template = None
+                if with_template:  # the subject's own beat from the calibration stretch, as synth ppg2ecg gives it
+                    try:
+                        template = template_channel(records[s].channel("PPG"), records[s].channel("II"), FS_HZ,
+                                                    calibration_s)
+                    except DataError:  # too few beats there: the model runs without one
+                        template = np.full(records[s].n_samples, np.nan, np.float32)
+                        no_template.append(int(s))
                 out = ppg_to_ecg(model, records[s].select(["PPG"]), num_samples=samples, steps=steps,
-                                 seed=seed + 1000 * g + s, progress=False)
+                                 seed=seed + 1000 * g + s, progress=False, template=template)
                 full[s] = out.ecg.signal[0]
             how = (f"synth.tasks.ppg2ecg with {folder}: {model.cfg.signal.length}-sample windows crossfaded, "
-                   f"{steps or model.process.default_steps} Euler steps, mean of {samples} sample(s)")
+                   f"{steps or model.process.default_steps} Euler steps, mean of {samples} sample(s)"
+                   + (f"; given the subject's beat template from the calibration stretch"
+                      f"{f' (none for subjects {no_template})' if no_template else ''}" if with_template else ""))
         shifts = {}
         if calibration_s > 0 and text != "baseline:template":  # the template is placed by its own measured lag
             from synth.tasks.ppg2ecg import calibration_shift_s, shift_signal

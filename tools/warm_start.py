@@ -10,6 +10,9 @@ Every parameter whose name and shape agree is copied. Two changes are mapped by 
   that obeys the laws.
 - **label classes**: the rows of a labels adapter's embedding follow the class names; classes the old model did not
   know keep the new model's random initialisation.
+- **an added modality** (a new adapter after the old ones): the stem's weights for its concatenated channels start
+  at zero and the old modalities keep their embedding and null-token rows, so the converted model computes what
+  the old one did until training teaches it the new input.
 
 Anything else that differs keeps its fresh initialisation and is listed.
 """
@@ -70,8 +73,21 @@ def convert(old, new) -> list[str]:
             else:  # input channels (a stem): fold the limb leads into I and II
                 target.copy_(_fold_limb_inputs(source, d))
             continue
+        if len(diff) == 1 and source.shape[diff[0]] < target.shape[diff[0]] and _appended(key, diff[0]):
+            d, k = diff[0], source.shape[diff[0]]
+            if key.endswith("stem.weight"):  # (out, in, kernel): channels added after the old ones read nothing yet
+                target.zero_()
+            target.narrow(d, 0, k).copy_(source)
+            continue
         fresh.append(f"{key} {tuple(source.shape)} -> {tuple(target.shape)}")
     return fresh
+
+
+def _appended(key: str, dim: int) -> bool:
+    """Tensors that grow at their end when a modality is added: the stem's input channels (concatenated condition
+    channels come after the signal's), the stack's per-modality rows."""
+    return (key.endswith("stem.weight") and dim == 1) or (
+        key in ("conditioning.modality_embedding", "conditioning.null_tokens") and dim == 0)
 
 
 def _labels_classes(model) -> list[str]:

@@ -205,9 +205,16 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
             result, lag = template_to_ecg(record, args.calibrate)
             folder = "calibrated template"
         else:
+            from synth.tasks.ppg2ecg import reads_template, template_channel
+
             model, folder = load_task_model(folder, "ppg2ecg", required_keys=("ppg",))
+            template = None
+            if args.calibrate is not None and reads_template(model):  # a model that takes the subject's beat
+                template = template_channel(record.channel("PPG"), record.channel("II"), record.fs_hz,
+                                            args.calibrate)
             with _model_named(folder):
-                result = ppg_to_ecg(model, record, num_samples=args.samples, steps=args.steps, seed=args.seed)
+                result = ppg_to_ecg(model, record, num_samples=args.samples, steps=args.steps, seed=args.seed,
+                                    template=template)
         if args.calibrate is not None and not args.template:
             from synth.tasks.ppg2ecg import calibrate_arrival
 
@@ -345,7 +352,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--calibrate", type=DURATION_S, metavar="SECONDS",
                    help="the input also holds lead II for (at least) its first SECONDS, recorded with the PPG: "
-                        "shift the generated ECG by this subject's pulse arrival offset measured there")
+                        "shift the generated ECG by this subject's pulse arrival offset measured there (and give "
+                        "a model that reads one the subject's beat template from that stretch)")
     p.add_argument("--template", action="store_true",
                    help="with --calibrate: no model; draw the subject's median beat from the calibration stretch at "
                         "every PPG pulse onset minus the pulse arrival lag measured there")

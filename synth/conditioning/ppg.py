@@ -92,3 +92,51 @@ class PPGAdapter(Adapter):
         tokens = self.proj(rearrange(h, "b h n -> b n h")) + self.position_embedding  # (B, N, D)
         mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=self.device)  # (B, N)
         return AdapterOutput(tokens=tokens, mask=mask, channels=channels)
+
+
+@register("adapter", "beat_template")
+class BeatTemplateAdapter(Adapter):
+    """``cond["template"]`` (B, 1, T): the subject's own beat drawn where its beats are expected, on the model's
+    amplitude scale (a calibrated template from a short ECG recorded with the PPG,
+    :func:`synth.tasks.ppg2ecg.template_channel`) → that signal as one channel for concatenation to x_t (in
+    register with the beats) and one learned token saying it is there. A sample whose template is NaN has none
+    and is encoded as dropped, so one batch can mix calibrated and uncalibrated windows."""
+
+    keys = ("template",)
+
+    @dataclass
+    class Config(AdapterParams):
+        #: The model generates the ECG minus the template (trained on that difference), and
+        #: :func:`synth.tasks.ppg2ecg.ppg_to_ecg` adds the template back: where the model has nothing to add, the
+        #: subject's own beat stays. Such a model needs the template (a calibration ECG), so ``p_drop`` must be 0.
+        residual: bool = False
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if self.residual and self.p_drop:
+                raise ValueError("a residual beat template cannot be dropped: set p_drop: 0")
+
+    def __init__(self, cfg: Config, *, dim: int, signal: SignalConfig):
+        super().__init__(dim, signal)
+        self.cfg = cfg
+        self.length = int(signal.length)
+        self.num_tokens = 1
+        self.num_channels = 1
+        self.token = nn.Parameter(torch.randn(1, dim) * 0.02)
+
+    def _signal(self, cond: Mapping[str, Any]) -> torch.Tensor:
+        x = torch.as_tensor(cond["template"], device=self.device).float()  # (B, 1, T)
+        if x.ndim != 3 or x.shape[1:] != (1, self.length):
+            raise ValueError(f"cond['template'] must be (B, 1, {self.length}), got {tuple(x.shape)}")
+        return x
+
+    def absent(self, cond: Mapping[str, Any], batch_size: int) -> torch.Tensor:
+        if not self.present(cond):
+            return torch.ones(batch_size, dtype=torch.bool)
+        return ~torch.isfinite(self._signal(cond)).all(dim=2)[:, 0].cpu()
+
+    def forward(self, cond: Mapping[str, Any]) -> AdapterOutput:
+        x = torch.nan_to_num(self._signal(cond))  # (B, 1, T); absent rows are zeroed by the stack anyway
+        b = x.shape[0]
+        tokens = self.token.expand(b, 1, self.dim)
+        return AdapterOutput(tokens=tokens, mask=torch.ones(b, 1, dtype=torch.bool, device=self.device), channels=x)

@@ -88,8 +88,11 @@ def min_duration_s(model) -> float:
 
 
 def ppg_to_ecg(model, record: Record, *, num_samples: int = 1, steps: int | None = None, seed: int = 0,
-               batch_size: int = 16, progress: bool = True) -> PPGToECG:
-    """Generate lead II for the ``PPG`` channel of ``record`` (any rate, at least one model window long)."""
+               batch_size: int = 16, progress: bool = True, template: np.ndarray | None = None) -> PPGToECG:
+    """Generate lead II for the ``PPG`` channel of ``record`` (any rate, at least one model window long).
+
+    ``template`` ``(T,)`` at the record's rate (:func:`template_channel`) conditions a model that reads one; a
+    model that does not refuses it."""
     if "PPG" not in record.leads:
         raise DataError(f"record has no PPG channel; it has {', '.join(record.leads)}", path=record.source)
     if num_samples < 1:
@@ -102,19 +105,35 @@ def ppg_to_ecg(model, record: Record, *, num_samples: int = 1, steps: int | None
     check_finite(ppg, "the PPG", path=record.source)
     if float(np.std(ppg)) == 0.0:
         raise DataError("the PPG is flat (constant)", path=record.source, hint="check the PPG column")
-    x = resample(ppg, record.fs_hz, fs_model)  # (1, T_m)
+    if template is not None:
+        if not reads_template(model):
+            raise DataError("this PPG model takes no calibrated beat template", path=record.source,
+                            hint="use a model trained with one (configs/task/ppg2ecg_template.yaml)")
+        template = np.asarray(template, np.float32).reshape(1, -1)
+        if template.shape[-1] != ppg.shape[-1]:
+            raise DataError(f"the template has {template.shape[-1]} samples, the PPG {ppg.shape[-1]}",
+                            path=record.source)
+        ppg = np.concatenate([ppg, template])  # (2, T_in): resampled and windowed together
+    elif residual_template(model):
+        raise DataError("this PPG model draws the ECG around the subject's own beat and needs a calibration ECG",
+                        path=record.source, hint="give --calibrate SECONDS with lead II recorded with the PPG")
+    x = resample(ppg, record.fs_hz, fs_model)  # (C, T_m)
     x = fit_length(x, max(width, x.shape[-1]))  # rounding may leave it a sample short of one window
 
     def cond_of(windows: torch.Tensor) -> dict:
-        return {"ppg": windows}
+        if template is None:
+            return {"ppg": windows}
+        return {"ppg": windows[:, :1], "template": windows[:, 1:]}
 
     generator = torch.Generator().manual_seed(seed)
     fn = sample_fn(model, cond_of, num_samples, steps=steps, generator=generator)
     y = run_windowed(x, width, fn, num_samples=num_samples, batch_size=batch_size,
                      progress="ppg2ecg" if progress else None)  # (K, 1, T_m)
+    if template is not None and residual_template(model):  # the crossfade is linear: add it back once, stitched
+        y = y + x[None, 1:]
     y = fit_length(resample(y, fs_model, record.fs_hz), record.n_samples)  # (K, 1, T_in)
     meta = {"task": "ppg2ecg", "samples": num_samples, "seed": seed, "steps": steps, "model_fs_hz": fs_model,
-            "source": record.source}
+            "source": record.source, "beat_template": template is not None}
     ecg = Record(y.mean(axis=0), record.fs_hz, ("II",), metadata=meta)
     spread = y.std(axis=0) if num_samples > 1 else np.zeros_like(y[0])
     return PPGToECG(ecg=ecg, samples=y, spread=spread.astype(np.float32))
@@ -265,6 +284,29 @@ def template_to_ecg(record: Record, calibration_s: float) -> tuple[PPGToECG, flo
             "arrival_lag_s": lag, "source": record.source}
     ecg = Record(y[None], record.fs_hz, ("II",), metadata=meta)
     return PPGToECG(ecg=ecg, samples=y[None, None], spread=np.zeros((1, y.size), np.float32)), lag
+
+
+def template_channel(ppg: np.ndarray, recorded_ii: np.ndarray, fs_hz: float, calibration_s: float) -> np.ndarray:
+    """:func:`calibrated_template` ``(T,)`` on the PPG model's amplitude scale (the calibration ECG's 0.5-99.5
+    percentile range = 1, as :func:`synth.training.tasks.normalise_amplitude` scales the ECG it learns): the
+    ``template`` condition of a model with a ``beat_template`` adapter. Raises :class:`DataError` as
+    :func:`calibrated_template` does."""
+    y, _ = calibrated_template(ppg, recorded_ii, fs_hz, calibration_s)
+    ii = np.nan_to_num(np.asarray(recorded_ii, np.float64)[: int(round(calibration_s * fs_hz))])
+    lo, hi = np.percentile(ii, [0.5, 99.5])
+    return (y / max(hi - lo, 1e-6)).astype(np.float32)
+
+
+def reads_template(model) -> bool:
+    """Whether ``model`` takes a calibrated beat template (a ``beat_template`` adapter)."""
+    return "template" in getattr(getattr(model, "conditioning", None), "keys", ())
+
+
+def residual_template(model) -> bool:
+    """Whether ``model`` generates the ECG minus its beat template (``beat_template`` with ``residual: true``)."""
+    adapters = getattr(getattr(model, "conditioning", None), "adapters", {})
+    return any("template" in a.keys and getattr(getattr(a, "cfg", None), "residual", False)
+               for a in adapters.values())
 
 
 def _z(x: np.ndarray) -> np.ndarray:

@@ -60,6 +60,10 @@ class DataConfig:
     #: (1-37 / 38-45); used by subject-grouped cross-validation (``benchmarks/ppg_cv.py``).
     train_subjects: list[int] | None = None
     val_subjects: list[int] | None = None
+    #: ``bidmc_ppg`` only: seconds at the start of each record taken as a calibration ECG, from which a calibrated
+    #: beat template is drawn over the rest (``cond["template"]``, :class:`synth.training.tasks.PPGWindows`);
+    #: 0 = none.
+    calibration_s: float = 0.0
     #: ``reflow`` only: cohort folders (``synth cohort``) of the teacher's samples to train on and to take the
     #: validation loss from (made with other seeds, so other noise and conditions).
     cohorts: list[str] | None = None
@@ -80,6 +84,9 @@ class DataConfig:
                     raise ValueError(f"data.{name} is for data.kind bidmc_ppg only")
                 if not subjects or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in subjects):
                     raise ValueError(f"data.{name} must be a non-empty list of subject numbers >= 1")
+        if self.calibration_s < 0 or (self.calibration_s > 0 and self.kind != "bidmc_ppg"):
+            raise ValueError(f"data.calibration_s must be >= 0 and is for data.kind bidmc_ppg only, got "
+                             f"{self.calibration_s} for {self.kind}")
         if self.train_subjects and self.val_subjects and set(self.train_subjects) & set(self.val_subjects):
             raise ValueError("data.train_subjects and data.val_subjects overlap: keep subjects apart")
         if self.kind in ("bidmc_ppg", "ptbxl_ppg_sim"):

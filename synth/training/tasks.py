@@ -118,12 +118,26 @@ def normalise_amplitude(x: np.ndarray) -> np.ndarray:
 
 class PPGWindows(Dataset):
     """BIDMC windows: ``x`` = ECG lead II ``(1, W)`` (amplitude-normalised, :func:`normalise_amplitude`),
-    ``cond["ppg"]`` = PPG ``(1, W)`` as recorded (the PPG adapter standardises it); both at 125 Hz."""
+    ``cond["ppg"]`` = PPG ``(1, W)`` as recorded (the PPG adapter standardises it); both at 125 Hz.
 
-    def __init__(self, records: Sequence[Any], window_length: int, window_stride: int | None = None):
+    ``calibration_s`` > 0 adds ``cond["template"]`` ``(1, W)``: the subject's median beat from the first
+    ``calibration_s`` seconds of its ECG drawn at its PPG onsets minus the pulse arrival lag measured there
+    (:func:`synth.tasks.ppg2ecg.template_channel`), as a watch that records a short ECG would give it; only
+    windows after that stretch are used (inside it the template would be the answer). A record whose stretch has
+    too few beats gets a NaN template (none). ``residual``: ``x`` is the ECG minus the template (where there is
+    one), for a model that draws around the subject's beat (``beat_template`` with ``residual: true``)."""
+
+    def __init__(self, records: Sequence[Any], window_length: int, window_stride: int | None = None, *,
+                 calibration_s: float = 0.0, residual: bool = False):
+        from synth.tasks.ppg2ecg import template_channel
+
         self.window_length = int(window_length)
         self.window_stride = int(window_stride or window_length)
-        self.ecg, self.ppg, self.index = [], [], []
+        self.calibration_s = float(calibration_s)
+        if residual and self.calibration_s <= 0:
+            raise DataError("a residual beat template needs a calibration stretch (data.calibration_s > 0)")
+        self.residual = bool(residual)
+        self.ecg, self.ppg, self.template, self.index = [], [], [], []
         for rec in records:
             names = [str(n).upper() for n in rec.leads]
             ppg_name = next((n for n in ("PPG", "PLETH") if n in names), None)
@@ -131,11 +145,19 @@ class PPGWindows(Dataset):
                 raise DataError(f"BIDMC record without II and PPG channels: {rec.leads}", path=rec.source)
             ecg = np.nan_to_num(rec.signal[names.index("II")]).astype(np.float32)
             ppg = np.nan_to_num(rec.signal[names.index(ppg_name)]).astype(np.float32)
-            n = 1 + (len(ecg) - self.window_length) // self.window_stride if len(ecg) >= self.window_length else 0
+            first = 0
+            if self.calibration_s > 0:
+                first = int(round(self.calibration_s * rec.fs_hz))
+                try:
+                    self.template.append(template_channel(ppg, ecg, rec.fs_hz, self.calibration_s))
+                except DataError:
+                    self.template.append(np.full(len(ecg), np.nan, np.float32))
+            room = len(ecg) - first - self.window_length
+            n = 1 + room // self.window_stride if room >= 0 else 0
             k = len(self.ecg)
             self.ecg.append(ecg)
             self.ppg.append(ppg)
-            self.index += [(k, j * self.window_stride) for j in range(n)]
+            self.index += [(k, first + j * self.window_stride) for j in range(n)]
         if not self.index:
             raise DataError(f"no BIDMC window of {self.window_length} samples in {len(records)} records")
         self.sample_shape = (1, self.window_length)
@@ -146,7 +168,13 @@ class PPGWindows(Dataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, dict[str, Any]]:
         k, start = self.index[index]
         sl = slice(start, start + self.window_length)
-        return normalise_amplitude(self.ecg[k][None, sl]), {"ppg": self.ppg[k][None, sl].copy()}
+        x = normalise_amplitude(self.ecg[k][None, sl])
+        cond = {"ppg": self.ppg[k][None, sl].copy()}
+        if self.template:
+            cond["template"] = self.template[k][None, sl].copy()
+            if self.residual:
+                x = x - np.nan_to_num(cond["template"])
+        return x, cond
 
 
 class SimulatedPPGWindows(Dataset):

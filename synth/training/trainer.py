@@ -474,7 +474,7 @@ def build_datasets(cfg: TrainConfig, model: nn.Module, config_file: Path) -> tup
     d = cfg.data
     signal = getattr(getattr(model, "cfg", None), "signal", None)
     if d.kind == "bidmc_ppg":
-        return _bidmc_datasets(cfg, signal, config_file)
+        return _bidmc_datasets(cfg, signal, config_file, model)
     if d.kind == "ptbxl_ppg_sim":
         return _simulated_ppg_datasets(cfg, signal, config_file, model)
     if signal is not None and float(signal.fs_hz) != float(d.fs_hz):
@@ -555,7 +555,8 @@ def _label_classes(model: nn.Module) -> list[str] | None:
     return list(named[0]) if named else None
 
 
-def _bidmc_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tuple[Dataset, Dataset]:
+def _bidmc_datasets(cfg: TrainConfig, signal: Any, config_file: Path, model: nn.Module | None = None
+                    ) -> tuple[Dataset, Dataset]:
     """BIDMC PPG → ECG lead II windows: training subjects 1-37, validation 38-45 (test 46-53 never read), unless
     ``data.train_subjects`` / ``data.val_subjects`` name others (subject-grouped cross-validation)."""
     from synth.data.bidmc import BIDMC, FS_HZ
@@ -568,6 +569,9 @@ def _bidmc_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tuple[D
     if length is None:
         raise TrainingError("data.window_length is needed for bidmc_ppg", path=config_file)
     bidmc = BIDMC(resolve_config_path(d.root, config_file))
+    from synth.tasks.ppg2ecg import residual_template
+
+    residual = model is not None and residual_template(model)
     out = []
     for split, chosen in (("train", d.train_subjects), ("val", d.val_subjects)):
         if chosen is not None:
@@ -576,7 +580,7 @@ def _bidmc_datasets(cfg: TrainConfig, signal: Any, config_file: Path) -> tuple[D
                 raise TrainingError(f"data.{split}_subjects: subjects {missing} are not in {bidmc.root}",
                                     path=config_file)
         records = [bidmc.record(s) for s in (chosen if chosen is not None else bidmc.split(split))]
-        out.append(PPGWindows(records, length, d.window_stride))
+        out.append(PPGWindows(records, length, d.window_stride, calibration_s=d.calibration_s, residual=residual))
     return out[0], out[1]
 
 

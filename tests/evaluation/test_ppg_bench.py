@@ -87,3 +87,34 @@ def test_bench_ppg2ecg_template_needs_and_uses_the_calibration_stretch(tmp_path)
     g = report["generators"]["baseline:template"]
     assert "median lag" in g["how"] and g["beats_matched"]["estimate"] > 0.8
     assert -1 <= g["pearson_r"]["estimate"] <= 1
+
+
+def test_bench_and_cli_give_a_template_model_the_calibration_beat(tmp_path, capsys):
+    """A PPG model that reads a beat template gets the subject's own, from the calibration stretch, in the bench and
+    from ``synth ppg2ecg --calibrate``; without one the residual model is refused."""
+    import torch
+    from tasks.tiny import _dit
+
+    from synth.checkpoint import save_pretrained
+    from synth.config import model_config_from_dict
+    from synth.data.readers import read_record
+    from synth.generative import build_model
+
+    cfg = _dit(1, 128, 125.0, {"ppg": {"name": "ppg", "hidden_channels": 8, "downsample": 8},
+                               "template": {"name": "beat_template", "residual": True, "p_drop": 0.0}})
+    torch.manual_seed(0)
+    save_pretrained(build_model(model_config_from_dict(cfg)), tmp_path / "tmodel")
+    out = tmp_path / "bench"
+    assert main(["bench", "ppg2ecg", "--generator", str(tmp_path / "tmodel"), "--data", str(sample_bidmc_root()),
+                 "--calibration-s", "32", "--out", str(out), "--n-boot", "20", "--quiet"]) == 0
+    g = json.loads((out / "report.json").read_text())["generators"][str(tmp_path / "tmodel")]
+    assert "beat template from the calibration stretch" in g["how"]
+    assert g["beats_matched"]["estimate"] > 0.5  # an untrained difference, drawn around the subject's own beats
+    bidmc = next((sample_bidmc_root() / "bidmc_csv").glob("bidmc_46_Signals.csv*"))
+    assert main(["ppg2ecg", str(bidmc), "--checkpoint", str(tmp_path / "tmodel"), "--duration", "60",
+                 "--calibrate", "20", "--out", str(tmp_path / "cli")]) == 0
+    assert read_record(tmp_path / "cli" / "ecg").metadata["beat_template"] is True
+    capsys.readouterr()
+    assert main(["ppg2ecg", str(bidmc), "--checkpoint", str(tmp_path / "tmodel"), "--duration", "60",
+                 "--out", str(tmp_path / "none")]) == 2
+    assert "needs a calibration ECG" in capsys.readouterr().err and not (tmp_path / "none").exists()

@@ -249,3 +249,100 @@ def test_cli_ppg2ecg_template_needs_calibrate_and_follows_the_recorded_beats(tmp
     a = agreement(made.channel("II")[2500:], real[2500:], 125.0)  # after the calibration stretch
     assert a["beats_matched"] > 0.8 and a["rpeak_error_ms_median"] < 30 and a["pearson_r"] > 0.3
     assert (tmp_path / "t" / "ecg_ppg.png").exists()
+
+
+def test_beat_template_adapter_passes_the_signal_and_treats_nan_as_absent():
+    from synth.conditioning.ppg import BeatTemplateAdapter
+    from synth.conditioning.stack import ConditioningStack
+    from synth.config import SignalConfig
+
+    signal = SignalConfig(channels=1, length=32, fs_hz=125.0)
+    adapter = BeatTemplateAdapter(BeatTemplateAdapter.Config(), dim=8, signal=signal)
+    stack = ConditioningStack({"template": adapter}, 8).eval()
+    x = torch.randn(3, 1, 32)
+    x[1] = float("nan")  # no calibration ECG for this one
+    c = stack({"template": x}, 3)
+    torch.testing.assert_close(c.channels[[0, 2]], x[[0, 2]])
+    assert torch.all(c.channels[1] == 0) and c.mask[:, 0].all()  # absent: zeroed, its null token
+    torch.testing.assert_close(c.tokens[1, 0], stack.null_tokens[0] + stack.modality_embedding[0])
+    assert torch.all(stack({}, 2).channels == 0)
+    with pytest.raises(ValueError, match=r"\(B, 1, 32\)"):
+        stack({"template": torch.zeros(2, 1, 31)}, 2)
+
+
+def test_bidmc_windows_with_a_calibration_ecg_carry_the_template_after_it(make_synthetic_record):
+    from synth.data.beats import detect_r_peaks
+    from synth.data.pulse import simulate_ppg
+    from synth.tasks.ppg2ecg import calibrated_template, template_channel
+    from synth.training.tasks import PPGWindows
+
+    fs = 125.0
+    ecg = make_synthetic_record(fs_hz=fs, duration_s=40.0, heart_rate_bpm=70.0).channel("II").astype(np.float64)
+    ppg = simulate_ppg(detect_r_peaks(ecg, fs), len(ecg), fs, np.random.default_rng(0), pat_s=0.3)
+    rec = Record(np.stack([ecg, ppg]).astype(np.float32), fs, ("II", "PPG"), source="s1")
+    flat = Record(np.stack([np.zeros_like(ecg), ppg]).astype(np.float32), fs, ("II", "PPG"), source="s2")
+    plain = PPGWindows([rec], 500, 250)
+    windows = PPGWindows([rec, flat], 500, 250, calibration_s=12.0)
+    assert len(plain) == 1 + (len(ecg) - 500) // 250
+    assert all(start >= 12 * fs for _, start in windows.index)  # inside the stretch the template is the answer
+    x, cond = windows[0]
+    assert set(cond) == {"ppg", "template"} and cond["template"].shape == (1, 500)
+    assert np.corrcoef(x[0], cond["template"][0])[0, 1] > 0.6  # the subject's beats where the real ones are
+    ii = ecg[: int(12 * fs)]
+    scale = np.percentile(ii, 99.5) - np.percentile(ii, 0.5)
+    drawn, _ = calibrated_template(ppg, ecg, fs, 12.0)
+    np.testing.assert_allclose(template_channel(ppg, ecg, fs, 12.0) * scale, drawn, rtol=1e-4, atol=1e-6)
+    assert np.isnan(windows[len(windows) - 1][1]["template"]).all()  # a flat calibration ECG: no template
+
+
+def test_ppg_to_ecg_gives_the_template_to_a_model_that_reads_one_and_refuses_it_otherwise():
+    class Copy(Invert):
+        conditioning = SimpleNamespace(keys=frozenset({"ppg", "template"}))
+
+        def sample(self, cond, num_samples, *, steps=None, guidance_scale=1.0, generator=None):
+            assert cond["ppg"].shape == cond["template"].shape == (num_samples, 1, 128)
+            return cond["template"]
+
+    record = ppg_record(250.0, 12.0)
+    template = np.cos(np.arange(record.n_samples) / 50.0).astype(np.float32)
+    out = ppg_to_ecg(Copy(), record, template=template, progress=False)
+    assert out.ecg.metadata["beat_template"] is True
+    np.testing.assert_allclose(out.ecg.signal[0, 50:-50], template[50:-50], atol=0.02)  # resampled there and back
+    with pytest.raises(DataError, match="takes no calibrated beat template"):
+        ppg_to_ecg(Invert(), record, template=template, progress=False)
+    with pytest.raises(DataError, match="samples"):
+        ppg_to_ecg(Copy(), record, template=template[:-5], progress=False)
+
+
+def test_a_residual_template_model_learns_the_difference_and_gets_the_template_back(make_synthetic_record):
+    from synth.conditioning.ppg import BeatTemplateAdapter
+    from synth.data.beats import detect_r_peaks
+    from synth.data.pulse import simulate_ppg
+    from synth.training.tasks import PPGWindows
+
+    fs = 125.0
+    ecg = make_synthetic_record(fs_hz=fs, duration_s=30.0, heart_rate_bpm=70.0).channel("II").astype(np.float64)
+    ppg = simulate_ppg(detect_r_peaks(ecg, fs), len(ecg), fs, np.random.default_rng(0), pat_s=0.3)
+    rec = Record(np.stack([ecg, ppg]).astype(np.float32), fs, ("II", "PPG"), source="s1")
+    plain, res = PPGWindows([rec], 500, 250, calibration_s=12.0), PPGWindows([rec], 500, 250, calibration_s=12.0,
+                                                                             residual=True)
+    (x, cond), (d, _) = plain[0], res[0]
+    np.testing.assert_allclose(d, x - cond["template"], atol=1e-6)
+    with pytest.raises(DataError, match="calibration stretch"):
+        PPGWindows([rec], 500, 250, residual=True)
+    with pytest.raises(ValueError, match="p_drop: 0"):
+        BeatTemplateAdapter.Config(residual=True, p_drop=0.1)
+
+    class Zero(Invert):  # draws a zero difference: the output is the template itself
+        conditioning = SimpleNamespace(keys=frozenset({"ppg", "template"}), adapters={"template": SimpleNamespace(
+            keys=("template",), cfg=BeatTemplateAdapter.Config(residual=True, p_drop=0.0))})
+
+        def sample(self, cond, num_samples, *, steps=None, guidance_scale=1.0, generator=None):
+            return torch.zeros_like(cond["template"])
+
+    record = ppg_record(125.0, 12.0)
+    template = np.cos(np.arange(record.n_samples) / 50.0).astype(np.float32)
+    np.testing.assert_allclose(ppg_to_ecg(Zero(), record, template=template, progress=False).ecg.signal[0], template,
+                               atol=1e-5)
+    with pytest.raises(DataError, match="needs a calibration ECG"):
+        ppg_to_ecg(Zero(), record, progress=False)

@@ -73,3 +73,34 @@ def test_init_from_loads_matching_weights_and_refuses_another_architecture(tmp_p
         init_weights(other, tmp_path / "init")
     assert "warm_start.py" in str(exc.value) and str(tmp_path / "init") in str(exc.value)
     assert load_pretrained(tmp_path / "init").cfg.signal.channels == 8
+
+
+def test_an_added_modality_starts_from_the_old_weights_with_its_channels_read_as_zero():
+    """ppg → ppg + beat template: the stem's new input channel starts at zero and the old modality keeps its
+    embedding and null token, so the converted network gives the old output whatever the template says."""
+    def cfg(adapters: dict) -> dict:
+        c = _config(1, ["NORM"])
+        c["signal"]["length"] = 64
+        c["conditioning"]["adapters"] = adapters
+        return c
+
+    ppg = {"ppg": {"name": "ppg", "hidden_channels": 8, "downsample": 8, "as_channels": True}}
+    torch.manual_seed(2)
+    old = build_model(model_config_from_dict(cfg(ppg)))
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    new = build_model(model_config_from_dict(cfg({**ppg, "template": {"name": "beat_template"}})))
+    with torch.no_grad():
+        fresh = _warm_start_tool().convert(old, new)
+    assert fresh == ["conditioning.adapters.template.token (new)"]
+    assert torch.all(new.network.stem.weight[:, 2] == 0)
+    torch.testing.assert_close(new.conditioning.null_tokens[:1], old.conditioning.null_tokens)
+    old.eval(), new.eval()
+    x, t, ppg_in = torch.randn(2, 1, 64), torch.full((2,), 0.4), torch.randn(2, 1, 64)
+    with torch.no_grad():
+        c_old = old.conditioning({"ppg": ppg_in}, 2)
+        c_new = new.conditioning({"ppg": ppg_in, "template": torch.randn(2, 1, 64)}, 2)
+        y_old = old.network(x, t, c_old.tokens, c_old.mask, c_old.channels)
+        y_new = new.network(x, t, c_new.tokens[:, :-1], c_new.mask[:, :-1], c_new.channels)  # the old tokens
+    torch.testing.assert_close(y_new, y_old, atol=1e-5, rtol=1e-4)

@@ -41,6 +41,23 @@ class EchoParamsAdapter(Adapter):
         heart_rate_scale: float = 200.0
         #: Also emit (B, 4, F) channels: EF / ef_scale, EF present, heart rate / heart_rate_scale, present.
         as_channels: bool = False
+        #: Sampling only: the EF asked for is mapped through these knots (percent, piecewise linear, ascending;
+        #: held at the end knots beyond them, so the model is never given an EF outside those it was measured at)
+        #: to the EF the model is given, so that the clips it draws measure the EF asked for; fitted on validation
+        #: clips (``benchmarks/echo_ef_response.py``). Training always sees the true EF. null: no mapping.
+        ef_asked: list[float] | None = None
+        ef_given: list[float] | None = None
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if (self.ef_asked is None) != (self.ef_given is None):
+                raise ValueError("ef_asked and ef_given come together")
+            if self.ef_asked is not None:
+                if len(self.ef_asked) != len(self.ef_given) or len(self.ef_asked) < 2:
+                    raise ValueError("ef_asked and ef_given need the same number (>= 2) of knots")
+                for knots in (self.ef_asked, self.ef_given):
+                    if any(b <= a for a, b in zip(knots, knots[1:])):
+                        raise ValueError("EF knots must be strictly ascending (the mapping is monotone)")
 
     def __init__(self, cfg: Config, *, dim: int, signal: SignalConfig):
         super().__init__(dim, signal)
@@ -50,12 +67,24 @@ class EchoParamsAdapter(Adapter):
         self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(feats, dim), nn.SiLU(), nn.Linear(dim, dim)) for _ in range(2))
         self.field = nn.Parameter(torch.randn(2, dim) * 0.02)
 
+    def given_ef(self, asked: Tensor) -> Tensor:
+        """The EF (B,) the model is given at sampling for the EF ``asked`` (B,) (see ``Config.ef_asked``)."""
+        if self.cfg.ef_asked is None:
+            return asked
+        xs = torch.tensor(self.cfg.ef_asked, dtype=asked.dtype, device=asked.device)
+        ys = torch.tensor(self.cfg.ef_given, dtype=asked.dtype, device=asked.device)
+        a = torch.minimum(torch.maximum(asked, xs[0]), xs[-1])  # held at the ends; NaN stays NaN
+        k = torch.searchsorted(xs, a.contiguous()).clamp(1, len(xs) - 1)
+        return ys[k - 1] + (a - xs[k - 1]) * (ys[k] - ys[k - 1]) / (xs[k] - xs[k - 1])
+
     def forward(self, cond: Mapping[str, Any]) -> AdapterOutput:
         present = [cond[k] for k in self.keys if cond.get(k) is not None]
         first = present[0]
         batch = first.shape[0] if isinstance(first, Tensor) and first.ndim else (len(first) if isinstance(first, list | tuple) else 1)
         nan = torch.full((batch,), float("nan"), device=self.device)
         values = [nan if cond.get(k) is None else as_float(cond[k], self.device, batch, k) for k in self.keys]
+        if not self.training:
+            values[0] = self.given_ef(values[0])
         tokens = []
         for mlp, value, scale in zip(self.mlps, values, (self.cfg.ef_scale, self.cfg.heart_rate_scale)):
             x = torch.nan_to_num(value / scale)  # (B,)

@@ -3,6 +3,8 @@ per-frame condition channels."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -53,6 +55,37 @@ def test_params_adapter_channels_say_what_is_given():
     out = adapter({"ef": torch.tensor([50.0, float("nan")]), "heart_rate": torch.tensor([60.0, 90.0])})
     assert out.channels.shape == (2, 4, 8)
     np.testing.assert_allclose(out.channels[:, :, 0].numpy(), [[0.5, 1, 0.3, 1], [0.0, 0, 0.45, 1]], atol=1e-6)
+
+
+def test_params_adapter_maps_the_asked_ef_at_sampling_only():
+    import importlib.util
+
+    signal = SignalConfig(channels=1, length=8, fs_hz=4.0)
+    knots = EchoParamsAdapter.Config(as_channels=True, ef_asked=[30.0, 50.0, 70.0], ef_given=[20.0, 50.0, 80.0])
+    mapped = EchoParamsAdapter(knots, dim=8, signal=signal)
+    plain = EchoParamsAdapter(EchoParamsAdapter.Config(as_channels=True), dim=8, signal=signal)
+    plain.load_state_dict(mapped.state_dict())
+    asked = torch.tensor([25.0, 40.0, 60.0, 75.0, float("nan")])
+    given = mapped.given_ef(asked)
+    np.testing.assert_allclose(given[:4].numpy(), [20.0, 35.0, 65.0, 80.0])  # held at the end knots
+    assert torch.isnan(given[4])
+    hr = torch.full((5,), 70.0)
+    mapped.eval(), plain.eval()
+    a, b = mapped({"ef": asked, "heart_rate": hr}), plain({"ef": given, "heart_rate": hr})
+    torch.testing.assert_close(a.tokens, b.tokens)
+    torch.testing.assert_close(a.channels, b.channels)
+    mapped.train(), plain.train()  # training sees the true EF
+    torch.testing.assert_close(mapped({"ef": asked, "heart_rate": hr}).tokens, plain({"ef": asked, "heart_rate": hr}).tokens)
+    with pytest.raises(ValueError, match="ascending"):
+        EchoParamsAdapter.Config(ef_asked=[30.0, 30.0], ef_given=[20.0, 50.0])
+    with pytest.raises(ValueError, match="together"):
+        EchoParamsAdapter.Config(ef_asked=[30.0, 40.0])
+    spec = importlib.util.spec_from_file_location(
+        "echo_ef_response", Path(__file__).resolve().parents[2] / "benchmarks" / "echo_ef_response.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # Given 20/40/60/80 the model draws 35/45/44/62 (a dip: noise): ask 35 for 20, 45 for 40, 62 for 80.
+    assert module.inverse_knots([20, 40, 60, 80], [35, 45, 44, 62]) == ([35.0, 45.0, 62.0], [20.0, 40.0, 80.0])
 
 
 def test_frame_channels_reach_only_the_tokens_of_their_time_step():

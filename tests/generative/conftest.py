@@ -68,6 +68,8 @@ def make_cond(model: GenerativeModel, batch: int, seed: int = 1) -> dict:
         cond["lead_mask"] = torch.rand(batch, 12, generator=g) > 0.5
     if "ppg" in keys:
         cond["ppg"] = torch.randn(batch, 1, length, generator=g)
+    if "template" in keys:
+        cond["template"] = 0.3 * torch.randn(batch, 1, length, generator=g)
     if "ecg" in keys:
         cond["ecg"] = 0.3 * torch.randn(batch, 12, length, generator=g)
     return cond

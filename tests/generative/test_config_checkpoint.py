@@ -107,7 +107,8 @@ def test_registry_lists_every_part_and_names_the_alternatives():
     assert listed == {
         "backbone": ["diffusion", "flow", "maskgit", "vae", "video_vqvae", "vqvae"],
         "network": ["conv1d_autoencoder", "dit1d", "token_transformer", "unet1d", "video_vq_autoencoder"],
-        "adapter": ["demographics", "ecg", "echo_params", "echo_phase", "labels", "leads", "ppg", "text"],
+        "adapter": ["beat_template", "demographics", "ecg", "echo_params", "echo_phase", "labels", "leads", "ppg",
+                    "text"],
         "sampler": ["ddim", "ddpm", "dpmsolver++", "euler", "heun"],
     }
     with pytest.raises(registry.RegistryError, match="unet1d"):

@@ -179,13 +179,20 @@ def shift_signal(x: np.ndarray, seconds: float, fs_hz: float) -> np.ndarray:
     return np.take(x, idx, axis=-1)
 
 
+def calibration_samples(calibration_s: float, n_samples: int, fs_hz: float) -> int:
+    """Samples in a calibration stretch of ``calibration_s`` at the start of a recording of ``n_samples``; raises
+    :class:`DataError` when it is not positive or does not fit."""
+    n = int(round(calibration_s * fs_hz))
+    if calibration_s <= 0 or n > n_samples:
+        raise DataError(f"calibration stretch of {calibration_s:g} s does not fit the {n_samples / fs_hz:.1f} s "
+                        "recording", hint="give a positive length shorter than the recording")
+    return n
+
+
 def calibration_shift_s(generated: np.ndarray, recorded: np.ndarray, fs_hz: float, calibration_s: float) -> float:
     """The shift (s) that lines the generated ``(T,)`` lead II up with the recorded one over their first
     ``calibration_s`` seconds (minus :func:`arrival_offset_s` there); NaN when fewer than 3 beats match."""
-    n = int(round(calibration_s * fs_hz))
-    if calibration_s <= 0 or n > len(generated):
-        raise DataError(f"calibration stretch of {calibration_s:g} s does not fit the {len(generated) / fs_hz:.1f} s "
-                        "recording", hint="give a positive length shorter than the recording")
+    n = calibration_samples(calibration_s, len(generated), fs_hz)
     return -arrival_offset_s(generated[:n], np.nan_to_num(np.asarray(recorded)[:n]), fs_hz)
 
 
@@ -240,10 +247,7 @@ def calibrated_template(ppg: np.ndarray, recorded_ii: np.ndarray, fs_hz: float, 
     from synth.data.pulse import pulse_onsets
 
     ppg = np.nan_to_num(np.asarray(ppg, np.float64))
-    n_cal = int(round(calibration_s * fs_hz))
-    if calibration_s <= 0 or n_cal > len(ppg):
-        raise DataError(f"calibration stretch of {calibration_s:g} s does not fit the {len(ppg) / fs_hz:.1f} s "
-                        "recording", hint="give a positive length shorter than the recording")
+    n_cal = calibration_samples(calibration_s, len(ppg), fs_hz)
     ii = np.nan_to_num(np.asarray(recorded_ii, np.float64)[:n_cal])
     try:
         r = np.round(detect_r_peaks(ii, fs_hz)).astype(int)

@@ -38,7 +38,7 @@ def main() -> None:
     import torch
     from tqdm import tqdm
 
-    from evaluation.echo import DEFAULT_GUIDANCE, load_echo_encoder, predict_ef
+    from evaluation.echo import DEFAULT_EF_GUIDANCE, DEFAULT_GUIDANCE, load_echo_encoder, predict_ef
     from synth.echo.dataset import EchoTensors
     from synth.echo.generate import load_echo_model, sample_videos
     from synth.outputs import staged_folder
@@ -51,6 +51,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=150, help="clips of the split")
     ap.add_argument("--ef", type=float, nargs="+", default=[20, 30, 40, 50, 60, 70, 80])
     ap.add_argument("--guidance-scale", type=float, default=DEFAULT_GUIDANCE)
+    ap.add_argument("--ef-guidance", type=float, default=DEFAULT_EF_GUIDANCE,
+                    help="extra guidance on the EF asked (the mapping holds for this value only)")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=8)
@@ -83,14 +85,14 @@ def main() -> None:
                 b = len(clips.ecg[j])
                 cond = {"ecg": clips.ecg[j], "ef": torch.full((b,), float(ef)), "heart_rate": clips.heart_rate[j]}
                 video = sample_videos(model, cond, b, steps=args.steps, guidance_scale=args.guidance_scale,
-                                      generator=gen)
+                                      ef_guidance=args.ef_guidance, generator=gen)
                 measured[g, j] = predict_ef(encoder, video).numpy()
                 bar.update(b)
     median = np.median(measured, axis=1)
     ef_asked, ef_given = inverse_knots(grid, median)
     report = {
         "model": args.model, "encoder": args.encoder, "data": args.data, "split": args.split, "clips": len(clips),
-        "guidance_scale": args.guidance_scale, "steps": args.steps, "seed": args.seed,
+        "guidance_scale": args.guidance_scale, "ef_guidance": args.ef_guidance, "steps": args.steps, "seed": args.seed,
         "response": [{"asked": float(a), "measured_median": float(m), "measured_q25": float(np.percentile(r, 25)),
                       "measured_q75": float(np.percentile(r, 75)), "mae_vs_asked": float(np.mean(np.abs(r - a)))}
                      for a, m, r in zip(grid, median, measured)],
@@ -109,7 +111,8 @@ def main() -> None:
         ax.plot(ef_asked, ef_given, "s--", color="C2", label="mapping: asked → given")
         ax.plot([10, 90], [10, 90], "k:", lw=1)
         ax.set(xlabel="EF given to the model (%)", ylabel="EF measured by the echo encoder (%)", xlim=(10, 90),
-               ylim=(10, 90), title=f"{Path(args.model).name}, {args.split} clips, guidance {args.guidance_scale:g}")
+               ylim=(10, 90), title=f"{Path(args.model).name}, {args.split} clips, guidance {args.guidance_scale:g}"
+               f" + EF {args.ef_guidance:g}")
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(stage / "response.png", dpi=120)

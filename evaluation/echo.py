@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from synth.echo.generate import DEFAULT_GUIDANCE
+from synth.echo.generate import DEFAULT_EF_GUIDANCE, DEFAULT_GUIDANCE
 from synth.errors import DataError, MissingFileError
 
 # -- echo encoder --------------------------------------------------------------------------------------------------
@@ -321,7 +321,8 @@ def _mean_ci(x: np.ndarray, seed: int = 0, n_boot: int = 1000) -> dict[str, floa
 
 def run_echo_bench(model_dir: str | os.PathLike, data_root: str | os.PathLike, encoder_dir: str | os.PathLike,
                    out_dir: str | os.PathLike, *, split: str = "TEST", n: int = 100, steps: int | None = None,
-                   guidance_scale: float = DEFAULT_GUIDANCE, seed: int = 0, batch_size: int = 8, n_boot: int = 200,
+                   guidance_scale: float = DEFAULT_GUIDANCE, ef_guidance: float = DEFAULT_EF_GUIDANCE, seed: int = 0,
+                   batch_size: int = 8, n_boot: int = 200,
                    force: bool = False, progress: bool = True) -> dict[str, Any]:
     """Generate one clip per ``split`` clip from its ECG (+ its EF and heart rate) and score it; writes
     ``report.json`` and ``report.md`` into ``out_dir`` (staged)."""
@@ -356,6 +357,7 @@ def run_echo_bench(model_dir: str | os.PathLike, data_root: str | os.PathLike, e
         cond = {"ecg": test.ecg[j], "ef": test.ef[j], "heart_rate": test.heart_rate[j]}
         t0 = time.time()
         generated.append(sample_videos(model, cond, len(test.ecg[j]), steps=steps, guidance_scale=guidance_scale,
+                                       ef_guidance=ef_guidance,
                                        generator=gen))
         seconds.append((time.time() - t0) / len(test.ecg[j]))
     gen_videos = torch.cat(generated)  # (N, 1, F, S, S)
@@ -369,7 +371,8 @@ def run_echo_bench(model_dir: str | os.PathLike, data_root: str | os.PathLike, e
     # Batch-1 timing, the `synth echo` situation (includes upsampling to 112×112).
     t0 = time.time()
     one = sample_videos(model, {"ecg": test.ecg[:1], "ef": test.ef[:1], "heart_rate": test.heart_rate[:1]}, 1,
-                        steps=steps, guidance_scale=guidance_scale, generator=torch.Generator().manual_seed(seed))
+                        steps=steps, guidance_scale=guidance_scale, ef_guidance=ef_guidance,
+                        generator=torch.Generator().manual_seed(seed))
     upsample(one)
     batch1_s = time.time() - t0
 
@@ -394,7 +397,7 @@ def run_echo_bench(model_dir: str | os.PathLike, data_root: str | os.PathLike, e
     report = {
         "model": str(model_dir), "encoder": str(encoder_dir), "data": str(data_root), "split": split,
         "clips": len(test), "frames": int(real.shape[2]), "fps": fps, "model_size": size,
-        "steps": steps or model.process.default_steps, "guidance_scale": guidance_scale, "seed": seed,
+        "steps": steps or model.process.default_steps, "guidance_scale": guidance_scale, "ef_guidance": ef_guidance, "seed": seed,
         "threads": torch.get_num_threads(), "device": "cpu",
         "frame_fd": fd.as_dict(),
         "frame_fd_generic": generic,
@@ -427,7 +430,8 @@ def _markdown(r: dict) -> str:
     lines = [
         f"# synth bench echo — {r['clips']} {r['split']} clips, {r['frames']} frames at {r['fps']:g} fps",
         "",
-        f"model `{r['model']}`, encoder `{r['encoder']}`, {r['steps']} decoding steps, guidance {r['guidance_scale']}, "
+        f"model `{r['model']}`, encoder `{r['encoder']}`, {r['steps']} decoding steps, guidance {r['guidance_scale']} "
+        f"(EF {r.get('ef_guidance', 0.0):g} more), "
         f"seed {r['seed']}, CPU with {r['threads']} thread(s); 95% bootstrap intervals in brackets.",
         "",
         "| metric | generated | reference |",

@@ -115,12 +115,13 @@ def cmd_utility(args: argparse.Namespace) -> int:
 
 def cmd_echo(args: argparse.Namespace) -> int:
     from evaluation.echo import print_summary, run_echo_bench
-    from synth.echo.generate import DEFAULT_GUIDANCE
+    from synth.echo.generate import DEFAULT_EF_GUIDANCE, DEFAULT_GUIDANCE
 
     guidance = DEFAULT_GUIDANCE if args.guidance_scale is None else args.guidance_scale
+    ef_guidance = DEFAULT_EF_GUIDANCE if args.ef_guidance is None else args.ef_guidance
     with _claimed(args):
         report = run_echo_bench(args.model, args.data, args.encoder, args.out, split=args.split.upper(), n=args.n,
-                                steps=args.steps, guidance_scale=guidance, seed=args.seed,
+                                steps=args.steps, guidance_scale=guidance, ef_guidance=ef_guidance, seed=args.seed,
                                 batch_size=args.batch_size, n_boot=args.n_boot, force=args.force,
                                 progress=not args.quiet)
     print_summary(report)
@@ -178,6 +179,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--n", type=_BENCH_N, default=100, help="clips scored (default 100)")
     p.add_argument("--steps", type=limits.arg(1, 18, int), help="decoding steps (default: the model's)")
     p.add_argument("--guidance-scale", type=GUIDANCE, help="default 1.25, what synth echo uses")
+    p.add_argument("--ef-guidance", type=GUIDANCE, help="extra guidance on the EF asked (default: what synth echo uses)")
     p.add_argument("--batch-size", type=BATCH, default=8)
     _common(p)
     p.set_defaults(func=cmd_echo)

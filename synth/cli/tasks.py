@@ -253,13 +253,14 @@ def cmd_cohort(args: argparse.Namespace) -> int:
 
 # -- echo --------------------------------------------------------------------------------------------------------------
 def cmd_echo(args: argparse.Namespace) -> int:
-    from synth.echo.generate import DEFAULT_GUIDANCE, generate_echo
+    from synth.echo.generate import DEFAULT_EF_GUIDANCE, DEFAULT_GUIDANCE, generate_echo
 
     guidance = DEFAULT_GUIDANCE if args.guidance_scale is None else args.guidance_scale
+    ef_guidance = DEFAULT_EF_GUIDANCE if args.ef_guidance is None else args.ef_guidance
     record = read_input(args, Path(args.ecg))
     result = generate_echo(record, args.out, model_dir=args.model, ef=args.ef, heart_rate=args.heart_rate,
                            frames=args.frames, start_s=args.start, seed=args.seed, steps=args.steps,
-                           guidance_scale=guidance, overwrite=args.force)
+                           guidance_scale=guidance, ef_guidance=ef_guidance, overwrite=args.force)
     print(f"wrote {result['video']} ({result['frames']} frames at {result['fps']:g} fps) and {result['filmstrip']} "
           f"in {result['total_seconds']:.1f} s")
     return 0
@@ -385,6 +386,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--steps", type=limits.arg(1, 18, int), help="MaskGIT decoding steps (default: the model's)")
     p.add_argument("--guidance-scale", type=GUIDANCE,
                    help="classifier-free guidance on the logits (default 1.25, chosen on the VAL clips)")
+    p.add_argument("--ef-guidance", type=GUIDANCE,
+                   help="extra guidance on the --ef asked, on top of --guidance-scale (default: the one chosen on "
+                        "the VAL clips, with which the shipped model's EF mapping was fitted; 0 = none)")
     add_force(p, "MP4 and PNG")
     add_read_options(p)
     p.set_defaults(func=cmd_echo)

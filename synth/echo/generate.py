@@ -29,6 +29,9 @@ OUTPUT_SIZE = 112
 #: 112×112 prior: EF error 8.8 / 9.5 / 11.3 / 14.6 points, frame FD 23.1 / 12.2 / 11.9 / 10.2, end-diastole timing
 #: 58 / 56 / 56 / 46 ms; 1.25 keeps nearly the lowest EF error at about half the FD of no guidance.
 DEFAULT_GUIDANCE = 1.25
+#: Extra guidance on the EF asked (``ef_guidance`` of :func:`sample_videos`; 0 = none): see the README's ECG → echo
+#: section for how it was chosen.
+DEFAULT_EF_GUIDANCE = 0.0
 
 
 def load_echo_model(folder: str | os.PathLike | None = None):
@@ -114,15 +117,30 @@ def ecg_condition(record: Record, lay: ClipLayout, *, start_s: float = 0.0, wind
     return torch.from_numpy(np.ascontiguousarray(w)).float()
 
 
+def ef_guidance_terms(model, ef_guidance: float, cond: dict) -> dict[str, float] | None:
+    """``modality_guidance`` for :meth:`~synth.generative.base.GenerativeModel.sample`: ``ef_guidance`` on the
+    model's EF modality (the adapter reading ``ef``), when an EF is asked of every clip of ``cond``; None
+    otherwise (``ef_guidance`` 0, no EF modality, or an EF left open)."""
+    if not ef_guidance:
+        return None
+    name = next((n for n, a in model.conditioning.adapters.items() if "ef" in a.keys), None)
+    ef = cond.get("ef")
+    if name is None or ef is None or not bool(torch.isfinite(torch.as_tensor(ef, dtype=torch.float32)).all()):
+        return None
+    return {name: float(ef_guidance)}
+
+
 def sample_videos(model, cond: dict, num_samples: int, *, steps: int | None = None, guidance_scale: float = 1.0,
-                  generator: torch.Generator | None = None) -> Tensor:
-    """(num_samples, 1, F, S, S) in [-1, 1] at the model's resolution."""
-    return model.sample(cond, num_samples, steps=steps, guidance_scale=guidance_scale, generator=generator)
+                  ef_guidance: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
+    """(num_samples, 1, F, S, S) in [-1, 1] at the model's resolution; ``ef_guidance`` guides the EF asked further
+    (:func:`ef_guidance_terms`)."""
+    return model.sample(cond, num_samples, steps=steps, guidance_scale=guidance_scale,
+                        modality_guidance=ef_guidance_terms(model, ef_guidance, cond), generator=generator)
 
 
 def sample_continuous(model, ecg: Tensor, starts: list[int], lay: ClipLayout, *, ef: float | None,
                       heart_rate: float | None, steps: int | None = None, guidance_scale: float = 1.0,
-                      generator: torch.Generator | None = None) -> Tensor:
+                      ef_guidance: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
     """One continuous clip (1, C, F, S, S) in [-1, 1] from overlapping windows: window ``k`` (ECG ``ecg[k]``,
     starting at frame ``starts[k]``) is decoded around the codes of the frames it shares with window ``k - 1``
     (token continuation); over those shared frames the two decodings are crossfaded (the decoder sees each window
@@ -140,8 +158,9 @@ def sample_continuous(model, ecg: Tensor, starts: list[int], lay: ClipLayout, *,
             shared = (starts[k - 1] + lay.frames - start) // f_tok  # token time steps in common
             known = torch.full_like(previous, model.mask_id)
             known[:, : shared * per_step] = previous[:, previous.shape[1] - shared * per_step :]
-        codes = model.sample_codes(cond, 1, steps=steps, guidance_scale=guidance_scale, generator=generator,
-                                   known=known)
+        codes = model.sample_codes(cond, 1, steps=steps, guidance_scale=guidance_scale,
+                                   modality_guidance=ef_guidance_terms(model, ef_guidance, cond),
+                                   generator=generator, known=known)
         video = tokenizer.decode(codes)  # (1, C, F, S, S)
         if clip is None:
             clip = video
@@ -173,7 +192,7 @@ def upsample(videos: Tensor, size: int = OUTPUT_SIZE) -> Tensor:
 def generate_echo(record: Record, out: str | os.PathLike, *, model_dir: str | os.PathLike | None = None,
                   ef: float | None = None, heart_rate: float | None = None, frames: int | None = None,
                   start_s: float = 0.0, seed: int = 0, steps: int | None = None,
-                  guidance_scale: float = DEFAULT_GUIDANCE,
+                  guidance_scale: float = DEFAULT_GUIDANCE, ef_guidance: float = DEFAULT_EF_GUIDANCE,
                   filmstrip: bool = True, overwrite: bool = False) -> dict:
     """Write an H.264 MP4 (112×112) of the echo the model generates for ``record`` and a PNG filmstrip beside it
     (``<out stem>.png``). ``frames`` (default: the whole ECG from ``start_s``) beyond one window are made of
@@ -194,13 +213,13 @@ def generate_echo(record: Record, out: str | os.PathLike, *, model_dir: str | os
     with staged_files([strip, out] if filmstrip else [out], overwrite=overwrite) as staging:
         summary = _generate_into(record, staging / out.name, staging / strip.name if filmstrip else None,
                                  model_dir=model_dir, ef=ef, heart_rate=heart_rate, frames=frames, start_s=start_s,
-                                 seed=seed, steps=steps, guidance_scale=guidance_scale)
+                                 seed=seed, steps=steps, guidance_scale=guidance_scale, ef_guidance=ef_guidance)
     summary.update(video=str(out), filmstrip=str(strip) if filmstrip else None, total_seconds=time.time() - t0)
     return summary
 
 
 def _generate_into(record: Record, out: Path, strip: Path | None, *, model_dir, ef, heart_rate, frames, start_s,
-                   seed, steps, guidance_scale) -> dict:
+                   seed, steps, guidance_scale, ef_guidance) -> dict:
     import time
 
     from synth.echo.filmstrip import write_filmstrip
@@ -227,7 +246,7 @@ def _generate_into(record: Record, out: Path, strip: Path | None, *, model_dir, 
     generator = torch.Generator().manual_seed(seed)
     t1 = time.time()
     video = sample_continuous(model, ecg, starts, lay, ef=ef, heart_rate=heart_rate, steps=steps,
-                              guidance_scale=guidance_scale, generator=generator)
+                              guidance_scale=guidance_scale, ef_guidance=ef_guidance, generator=generator)
     if not bool(torch.isfinite(video).all()):
         from synth.tasks.common import NonFiniteOutputError
 

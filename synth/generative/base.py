@@ -1,7 +1,7 @@
 """What every backbone shares: construction from a config, the conditioning call, and the protocol.
 
 The protocol is ``loss(x, cond) -> LossOutput`` and ``sample(cond, num_samples, *, steps, guidance_scale,
-generator) -> Tensor``; autoencoders and tokenizers (``vae``, ``vqvae``) add ``encode(x)`` / ``decode(z)`` and
+modality_guidance, generator) -> Tensor``; autoencoders and tokenizers (``vae``, ``vqvae``) add ``encode(x)`` / ``decode(z)`` and
 ``latent_shape``. A backbone whose ``sample`` cannot make signals on its own (a tokenizer, which needs a prior
 over its codes) sets ``generates = False`` and raises :class:`NotAGeneratorError` there.
 
@@ -27,7 +27,7 @@ from synth import registry
 from synth.conditioning.stack import Conditioning, ConditioningStack
 from synth.config import ConfigError, LatentConfig, ModelConfig, load_config, model_config_to_dict
 from synth.errors import SynthError
-from synth.generative.guidance import guided
+from synth.generative.guidance import GuidanceError, PartialGuidance, guided
 
 Cond = Mapping[str, Any]
 
@@ -179,9 +179,35 @@ class GenerativeModel(nn.Module, abc.ABC):
         return self.network(x_t, t, c.tokens, c.mask, c.channels)
 
     def guided_network(
-        self, x_t: Tensor, t: Tensor, c: Conditioning, u: Conditioning | None, guidance_scale: float
+        self, x_t: Tensor, t: Tensor, c: Conditioning, u: Conditioning | None, guidance_scale: float,
+        partial: PartialGuidance = (),
     ) -> Tensor:
-        return guided(self.call_network, x_t, t, c, u, guidance_scale)
+        return guided(self.call_network, x_t, t, c, u, guidance_scale, partial)
+
+    def guidance_branches(
+        self, cond: Cond, num_samples: int, guidance_scale: float,
+        modality_guidance: Mapping[str, float] | None = None,
+    ) -> tuple[Conditioning | None, PartialGuidance]:
+        """The unconditional branch (None at ``guidance_scale`` 1) and the per-modality terms of
+        :func:`synth.generative.guidance.guided`: for each ``name: w`` of ``modality_guidance`` the condition
+        with that modality dropped, weighted ``w``. Raises :class:`GuidanceError` for a modality the model lacks
+        or one that ``cond`` does not give (guiding towards an absent condition would guide towards nothing)."""
+        u = self.conditioning.unconditional(num_samples) if guidance_scale != 1.0 else None
+        partial = []
+        names = list(self.conditioning.adapters)
+        for name, weight in (modality_guidance or {}).items():
+            if name not in names:
+                raise GuidanceError(f"no modality {name!r} to guide", hint=f"this model reads {names}")
+            adapter = self.conditioning.adapters[name]
+            if not adapter.present(cond):
+                raise GuidanceError(f"modality {name!r} is guided but not given",
+                                    hint=f"give {list(adapter.keys)} or drop its guidance")
+            if float(weight) == 0.0:
+                continue
+            drop = torch.zeros(num_samples, len(names), dtype=torch.bool, device=self.device)
+            drop[:, names.index(name)] = True
+            partial.append((self.conditioning(cond, num_samples, drop=drop), float(weight)))
+        return u, tuple(partial)
 
     @contextlib.contextmanager
     def eval_mode(self) -> Iterator[None]:
@@ -219,9 +245,11 @@ class GenerativeModel(nn.Module, abc.ABC):
         *,
         steps: int | None = None,
         guidance_scale: float = 1.0,
+        modality_guidance: Mapping[str, float] | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """(num_samples, C, T) float32 in mV; cond entries have batch size 1 or ``num_samples``."""
+        """(num_samples, C, T) float32 in mV; cond entries have batch size 1 or ``num_samples``;
+        ``modality_guidance`` ``{modality: w}`` adds per-modality guidance terms (:meth:`guidance_branches`)."""
 
 
 def resolve_sampler(name: str, process: str) -> Callable:

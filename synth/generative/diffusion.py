@@ -18,7 +18,7 @@ needs no such rule.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -143,6 +143,7 @@ class DiffusionModel(GenerativeModel):
         *,
         steps: int | None = None,
         guidance_scale: float = 1.0,
+        modality_guidance: Mapping[str, float] | None = None,
         generator: torch.Generator | None = None,
         sampler: str | None = None,
     ) -> Tensor:
@@ -157,12 +158,12 @@ class DiffusionModel(GenerativeModel):
         scheduler.set_timesteps(steps or self.process.default_steps, device=self.device)
         with self.eval_mode():
             c = self.encode_condition(cond, num_samples, train=False)
-            u = self.conditioning.unconditional(num_samples) if guidance_scale != 1.0 else None
+            u, partial = self.guidance_branches(cond, num_samples, guidance_scale, modality_guidance)
             x = self.initial_noise(num_samples, self.process_shape, generator) * scheduler.init_noise_sigma
             for timestep in scheduler.timesteps:
                 step = torch.full((num_samples,), int(timestep), device=self.device)  # (N,)
                 out = self.guided_network(
-                    scheduler.scale_model_input(x, timestep), self._time(step), c, u, guidance_scale
+                    scheduler.scale_model_input(x, timestep), self._time(step), c, u, guidance_scale, partial
                 )  # (N, C, T)
                 x0 = self.predict_x0(out, x, step)
                 x = scheduler.step(x0, timestep, x, generator=generator).prev_sample  # (N, C, T)

@@ -15,7 +15,7 @@ it was distilled at (``distilled_guidance``) and samples at guidance 1.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from synth.conditioning.stack import ConditioningStack
 from synth.config import ModelConfig
-from synth.errors import SynthError
 from synth.generative.base import Cond, GenerativeModel, LossOutput, resolve_sampler
+from synth.generative.guidance import GuidanceError
 from synth.registry import register
 
 #: ``v(x_t, t) -> velocity``, x_t (B, ...) and t (B,) in [0, 1].
@@ -40,10 +40,6 @@ def flow_sampler(name: str, nfe_per_step: int) -> Callable:
         return register("sampler", name)(fn)
 
     return deco
-
-
-class GuidanceError(SynthError, ValueError):
-    """A guidance scale the model cannot sample at."""
 
 
 @flow_sampler("euler", nfe_per_step=1)
@@ -136,6 +132,7 @@ class FlowModel(GenerativeModel):
         *,
         steps: int | None = None,
         guidance_scale: float = 1.0,
+        modality_guidance: Mapping[str, float] | None = None,
         generator: torch.Generator | None = None,
         sampler: str | None = None,
     ) -> Tensor:
@@ -149,10 +146,10 @@ class FlowModel(GenerativeModel):
         steps = steps or self.process.default_steps or max(1, 16 // integrate.nfe_per_step)
         with self.eval_mode():
             c = self.encode_condition(cond, num_samples, train=False)
-            u = self.conditioning.unconditional(num_samples) if guidance_scale != 1.0 else None
+            u, partial = self.guidance_branches(cond, num_samples, guidance_scale, modality_guidance)
 
             def velocity(x_t: Tensor, t: Tensor) -> Tensor:
-                return self.guided_network(x_t, t, c, u, guidance_scale)  # (N, C, T)
+                return self.guided_network(x_t, t, c, u, guidance_scale, partial)  # (N, C, T)
 
             x = integrate(
                 velocity,

@@ -22,7 +22,7 @@ tensors and a ``logits_fn(ids) -> logits`` callable: a video model reuses them u
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -205,11 +205,13 @@ class MaskGIT(GenerativeModel):
         *,
         steps: int | None = None,
         guidance_scale: float = 1.0,
+        modality_guidance: Mapping[str, float] | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """(num_samples, C, T) float32 mV: codes decoded in ``steps`` MaskGIT iterations (default
         ``process.default_steps``), then through the tokenizer's decoder; ``guidance_scale`` mixes the logits."""
-        codes = self.sample_codes(cond, num_samples, steps=steps, guidance_scale=guidance_scale, generator=generator)
+        codes = self.sample_codes(cond, num_samples, steps=steps, guidance_scale=guidance_scale,
+                                  modality_guidance=modality_guidance, generator=generator)
         return self.to_signal(codes)
 
     def sample_codes(
@@ -219,6 +221,7 @@ class MaskGIT(GenerativeModel):
         *,
         steps: int | None = None,
         guidance_scale: float = 1.0,
+        modality_guidance: Mapping[str, float] | None = None,
         generator: torch.Generator | None = None,
         known: Tensor | None = None,
     ) -> Tensor:
@@ -226,11 +229,11 @@ class MaskGIT(GenerativeModel):
         :meth:`to_signal` turns them into signals."""
         with self.eval_mode():
             c = self.encode_condition(cond, num_samples, train=False)
-            u = self.conditioning.unconditional(num_samples) if guidance_scale != 1.0 else None
+            u, partial = self.guidance_branches(cond, num_samples, guidance_scale, modality_guidance)
 
             def logits_fn(ids: Tensor) -> Tensor:
                 t = (ids == self.mask_id).float().mean(1)  # (N,) masked fraction
-                return self.guided_network(ids, t, c, u, guidance_scale)  # (N, tokens, K)
+                return self.guided_network(ids, t, c, u, guidance_scale, partial)  # (N, tokens, K)
 
             codes = iterative_decode(
                 logits_fn,

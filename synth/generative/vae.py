@@ -31,7 +31,7 @@ which the condition dropout of the stack trains for; w = 1 is the plain conditio
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -208,16 +208,17 @@ class VAE(GenerativeModel):
         *,
         steps: int | None = None,
         guidance_scale: float = 1.0,
+        modality_guidance: Mapping[str, float] | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """(num_samples, C, T) float32 mV: z ~ p(z | c), decoded. ``steps`` is ignored (one decoder pass);
         ``guidance_scale`` mixes the decoder means of the same z with and without the condition."""
         with self.eval_mode():
             c = self.encode_condition(cond, num_samples, train=False)
-            u = self.conditioning.unconditional(num_samples) if guidance_scale != 1.0 else None
+            u, partial = self.guidance_branches(cond, num_samples, guidance_scale, modality_guidance)
             prior_mean, prior_logvar = self.prior(c, num_samples)
             noise = self.initial_noise(num_samples, self.latent_shape, generator)  # (N, c, T')
             z = prior_mean + torch.exp(0.5 * prior_logvar) * noise
             t = torch.zeros(num_samples, device=self.device)
-            x = guided(self._decode, z, t, c, u, guidance_scale)  # (N, C, T)
+            x = guided(self._decode, z, t, c, u, guidance_scale, partial)  # (N, C, T)
         return (x * self.cfg.signal.scale_mv).float()

@@ -14,6 +14,7 @@ and ``sample`` raises :class:`~synth.generative.base.NotAGeneratorError`. Train 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -122,6 +123,7 @@ class VQVAE(GenerativeModel):
         *,
         steps: int | None = None,
         guidance_scale: float = 1.0,
+        modality_guidance: Mapping[str, float] | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Always raises :class:`NotAGeneratorError`: a tokenizer has no prior over its codes."""

@@ -118,3 +118,32 @@ def test_join_change_is_one_for_steady_motion_and_large_at_a_cut():
     cut = steady.clone()
     cut[20:] += 0.8
     assert join_change(cut, [20])["ratio"] > 5
+
+
+def test_ef_guidance_guides_the_ef_modality_only_when_an_ef_is_asked(tiny_echo_model):
+    """``ef_guidance`` becomes a per-modality guidance term on the adapter that reads ``ef``; an EF left open (NaN)
+    or a weight of 0 adds none, and the term reaches the sampler."""
+    import torch
+
+    from synth.echo.generate import ef_guidance_terms, sample_videos
+
+    name = next(n for n, a in tiny_echo_model.conditioning.adapters.items() if "ef" in a.keys)
+    ecg = 0.3 * torch.randn(2, 12, tiny_echo_model.conditioning.adapters["ecg"].cfg.length)
+    asked = {"ecg": ecg, "ef": torch.tensor([40.0, 60.0]), "heart_rate": torch.tensor([70.0, 80.0])}
+    assert ef_guidance_terms(tiny_echo_model, 1.5, asked) == {name: 1.5}
+    assert ef_guidance_terms(tiny_echo_model, 0.0, asked) is None
+    assert ef_guidance_terms(tiny_echo_model, 1.5, {**asked, "ef": torch.tensor([40.0, float("nan")])}) is None
+    seen = []
+    original = tiny_echo_model.sample
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("modality_guidance"))
+        return original(*args, **kwargs)
+
+    tiny_echo_model.sample = spy
+    try:
+        video = sample_videos(tiny_echo_model, asked, 2, guidance_scale=1.25, ef_guidance=1.0,
+                              generator=torch.Generator().manual_seed(0))
+    finally:
+        del tiny_echo_model.sample
+    assert seen == [{name: 1.0}] and torch.isfinite(video).all()

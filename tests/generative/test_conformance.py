@@ -17,6 +17,7 @@ from synth import registry
 from synth.checkpoint import load_pretrained, save_pretrained
 from synth.config import load_config
 from synth.generative.base import NotAGeneratorError
+from synth.generative.guidance import GuidanceError
 
 from .conftest import (
     AUTOENCODER_PRESETS,
@@ -80,6 +81,31 @@ def test_sample_shape_dtype_and_seed(path):
     assert torch.equal(a, b)
     assert not torch.allclose(a, c)
     assert model.training  # sample() restores the mode it found
+
+
+@pytest.mark.parametrize("path", GENERATOR_PRESETS, ids=GEN_IDS)
+def test_modality_guidance(path):
+    """A per-modality guidance term changes the sample (weight 0 changes nothing); a modality the model lacks, or
+    one the condition does not give, is refused before sampling."""
+    model = make_model(path)
+    if not model.conditioning.adapters:
+        pytest.skip("unconditional preset: no modality to guide")
+    perturb(model)
+    cond = make_cond(model, 3)
+    name, adapter = next(iter(model.conditioning.adapters.items()))
+
+    def draw(c, **kw):
+        return model.sample(c, 3, guidance_scale=1.5, generator=torch.Generator().manual_seed(0), **kw)
+
+    plain = draw(cond)
+    assert torch.equal(draw(cond, modality_guidance={name: 0.0}), plain)
+    more = draw(cond, modality_guidance={name: 2.0})
+    assert torch.isfinite(more).all() and not torch.allclose(more, plain)
+    with pytest.raises(GuidanceError, match="no modality 'nope'"):
+        draw(cond, modality_guidance={"nope": 1.0})
+    without = {k: v for k, v in cond.items() if k not in adapter.keys}
+    with pytest.raises(GuidanceError, match="guided but not given"):
+        draw(without, modality_guidance={name: 1.0})
 
 
 @pytest.mark.parametrize("path", GENERATOR_PRESETS, ids=GEN_IDS)

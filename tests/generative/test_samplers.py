@@ -14,10 +14,11 @@ import torch
 from torch import Tensor, nn
 
 from synth.conditioning import ConditioningStack
+from synth.conditioning.stack import Conditioning
 from synth.config import Component, ConditioningConfig, ModelConfig, SignalConfig
 from synth.generative.diffusion import DiffusionModel, ddim_scheduler, ddpm_scheduler, dpmsolver_scheduler
 from synth.generative.flow import FlowModel, euler, heun
-from synth.generative.guidance import mix_guidance
+from synth.generative.guidance import guided, mix_guidance
 
 WEIGHTS = torch.tensor([0.3, 0.7])
 MEANS = torch.tensor([-1.5, 1.0])
@@ -149,3 +150,29 @@ def test_mix_guidance_is_the_cfg_formula():
     assert torch.allclose(mix_guidance(cond, uncond, 1.0), cond)
     assert torch.equal(mix_guidance(cond, uncond, 0.0), uncond)
     assert torch.allclose(mix_guidance(cond, uncond, 3.0), uncond + 3 * (cond - uncond))
+
+
+def test_partial_guidance_is_the_composed_formula():
+    """u + w (c − u) + Σ w_m (c − c∖m), every branch in one batched network call."""
+    calls = []
+
+    def model_fn(x, t, c):
+        calls.append(x.shape[0])
+        return x * c.tokens.sum(dim=(1, 2))[:, None, None] + t[:, None, None]
+
+    def conditioning(value):
+        return Conditioning(torch.full((2, 3, 4), value), torch.ones(2, 3, dtype=torch.bool), None)
+
+    x, t = torch.randn(2, 1, 5), torch.rand(2)
+    c, u, minus_a, minus_b = conditioning(1.0), conditioning(0.0), conditioning(0.5), conditioning(0.25)
+    out = guided(model_fn, x, t, c, u, 2.0, [(minus_a, 1.5), (minus_b, -0.5), (minus_b, 0.0)])
+    f = {k: x * 12 * v + t[:, None, None] for k, v in (("c", 1.0), ("u", 0.0), ("a", 0.5), ("b", 0.25))}
+    expected = f["u"] + 2.0 * (f["c"] - f["u"]) + 1.5 * (f["c"] - f["a"]) - 0.5 * (f["c"] - f["b"])
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert calls == [8]  # c, u and the two non-zero terms in one call
+    calls.clear()
+    assert torch.allclose(guided(model_fn, x, t, c, u, 1.0, [(minus_a, 1.0)]),
+                          f["c"] + (f["c"] - f["a"]), atol=1e-5)
+    assert calls == [4]  # no unconditional branch at scale 1
+    calls.clear()
+    assert torch.equal(guided(model_fn, x, t, c, u, 1.0), model_fn(x, t, c))

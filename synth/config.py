@@ -62,10 +62,13 @@ class Component:
 
 @dataclass
 class ConditioningConfig:
-    """``dim``: token width D shared by every adapter; ``adapters``: modality name → adapter component."""
+    """``dim``: token width D shared by every adapter; ``adapters``: modality name → adapter component;
+    ``guidance``: modality name → the per-modality guidance weight ``sample`` applies by default (those given in
+    the condition; see :meth:`synth.generative.base.GenerativeModel.guidance_branches`)."""
 
     dim: int = 64
     adapters: dict[str, Component] = field(default_factory=dict)
+    guidance: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -113,6 +116,7 @@ class _TopSchema:
 class _ConditioningSchema:
     dim: int = 64
     adapters: dict[str, Any] = field(default_factory=dict)
+    guidance: dict[str, float] = field(default_factory=dict)
 
 
 def validate(schema: type, node: Any, *, source: str | None, keypath: str = "") -> Any:
@@ -216,11 +220,16 @@ def model_config_from_dict(data: Any, *, source: str | None = None) -> ModelConf
         )
         for modality, node in cond.adapters.items()
     }
+    unknown = sorted(set(cond.guidance) - set(adapters))
+    if unknown:
+        raise ConfigError(f"conditioning.guidance: no adapter {unknown[0]!r} to guide", path=source,
+                          hint=f"name one of {sorted(adapters)}")
     return ModelConfig(
         backbone=top.backbone,
         signal=top.signal,
         network=component_from_dict("network", top.network, source=source, keypath="network"),
-        conditioning=ConditioningConfig(dim=cond.dim, adapters=adapters),
+        conditioning=ConditioningConfig(dim=cond.dim, adapters=adapters,
+                                        guidance={k: float(v) for k, v in cond.guidance.items()}),
         process=validate(backbone_cls.Config, top.process, source=source, keypath="process"),
         latent=top.latent,
     )

@@ -191,11 +191,16 @@ class GenerativeModel(nn.Module, abc.ABC):
         """The unconditional branch (None at ``guidance_scale`` 1) and the per-modality terms of
         :func:`synth.generative.guidance.guided`: for each ``name: w`` of ``modality_guidance`` the condition
         with that modality dropped, weighted ``w``. Raises :class:`GuidanceError` for a modality the model lacks
-        or one that ``cond`` does not give (guiding towards an absent condition would guide towards nothing)."""
+        or one that ``cond`` does not give (guiding towards an absent condition would guide towards nothing).
+        ``modality_guidance`` None takes the model's defaults (``conditioning.guidance`` of its config) for the
+        modalities ``cond`` gives; ``{}`` turns them off."""
         u = self.conditioning.unconditional(num_samples) if guidance_scale != 1.0 else None
         partial = []
         names = list(self.conditioning.adapters)
-        for name, weight in (modality_guidance or {}).items():
+        if modality_guidance is None:
+            modality_guidance = {name: w for name, w in self.cfg.conditioning.guidance.items()
+                                 if self.conditioning.adapters[name].present(cond)}
+        for name, weight in modality_guidance.items():
             if name not in names:
                 raise GuidanceError(f"no modality {name!r} to guide", hint=f"this model reads {names}")
             adapter = self.conditioning.adapters[name]

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from synth import registry
 from synth.checkpoint import load_pretrained, save_pretrained
-from synth.config import load_config
+from synth.config import ConfigError, load_config, model_config_from_dict, model_config_to_dict
 from synth.generative.base import NotAGeneratorError
 from synth.generative.guidance import GuidanceError
 
@@ -106,6 +106,36 @@ def test_modality_guidance(path):
     without = {k: v for k, v in cond.items() if k not in adapter.keys}
     with pytest.raises(GuidanceError, match="guided but not given"):
         draw(without, modality_guidance={name: 1.0})
+
+
+@pytest.mark.parametrize("path", GENERATOR_PRESETS, ids=GEN_IDS)
+def test_config_guidance_is_the_default_modality_guidance(path):
+    """``conditioning.guidance`` in the config is what ``sample`` guides by default, for the modalities given;
+    ``modality_guidance={}`` turns it off, and it survives the config round trip (config.json)."""
+    cfg = load_config(path)
+    if not cfg.conditioning.adapters:
+        pytest.skip("unconditional preset: no modality to guide")
+    name = next(iter(cfg.conditioning.adapters))
+    cfg.conditioning.guidance = {name: 2.0}
+    torch.manual_seed(0)
+    model = registry.get("backbone", cfg.backbone).from_config(cfg)
+    perturb(model)
+    cond = make_cond(model, 3)
+    keys = model.conditioning.adapters[name].keys
+
+    def draw(c, **kw):
+        return model.sample(c, 3, guidance_scale=1.5, generator=torch.Generator().manual_seed(0), **kw)
+
+    default = draw(cond)
+    assert torch.equal(default, draw(cond, modality_guidance={name: 2.0}))
+    assert not torch.allclose(default, draw(cond, modality_guidance={}))
+    without = {k: v for k, v in cond.items() if k not in keys}
+    assert torch.equal(draw(without), draw(without, modality_guidance={}))  # not given: nothing to guide
+    assert model_config_from_dict(model_config_to_dict(cfg)).conditioning.guidance == {name: 2.0}
+    bad = model_config_to_dict(cfg)
+    bad["conditioning"]["guidance"] = {"nope": 1.0}
+    with pytest.raises(ConfigError, match="no adapter 'nope'"):
+        model_config_from_dict(bad)
 
 
 @pytest.mark.parametrize("path", GENERATOR_PRESETS, ids=GEN_IDS)

@@ -275,7 +275,9 @@ def _load_model(spec: GeneratorSpec, *, windowed: bool = False):
 
 
 def _sample_checkpoint(model, cond_fn, n: int, seed: int, batch_size: int, steps: int | None, desc: str,
-                       progress: bool, guidance_scale: float = 1.0) -> np.ndarray:
+                       progress: bool, guidance_scale: float = 1.0, sampler: str | None = None) -> np.ndarray:
+    """``n`` records (12 leads) from ``model``, one seeded generator per batch; ``sampler`` a registered sampler
+    of the model's process (default: the model's own)."""
     import torch
 
     from synth.tasks.generate import as_records
@@ -286,9 +288,10 @@ def _sample_checkpoint(model, cond_fn, n: int, seed: int, batch_size: int, steps
             rows = slice(start, min(n, start + batch_size))
             size = rows.stop - rows.start
             generator = torch.Generator().manual_seed(seed + chunk)
+            extra = {} if sampler is None else {"sampler": sampler}
             with torch.no_grad():
                 x = model.sample(cond_fn(rows), size, steps=steps, guidance_scale=guidance_scale,
-                                 generator=generator)
+                                 generator=generator, **extra)
             out[rows] = as_records(model, x.detach().cpu().numpy())  # 12 leads (derived for an 8-lead model)
             bar.update(size)
     return out

@@ -26,6 +26,23 @@ START_S = arg(0.0, None)
 DURATION_S = arg(0.0, None, lo_open=True)
 
 
+def modality_guidance(text: str) -> dict[str, float]:
+    """An argparse ``type=`` for per-modality guidance: ``NAME=W[,NAME=W...]`` (each ``W`` in the guidance
+    range) or ``none`` (no per-modality terms, not even a model's configured ones)."""
+    if text.strip().lower() == "none":
+        return {}
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} is not NAME=WEIGHT (e.g. demographics=0.5, or none)")
+        if name in weights:
+            raise argparse.ArgumentTypeError(f"{name!r} given twice")
+        weights[name] = GUIDANCE(value.strip())
+    return weights
+
+
 def add_read_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in-fs", type=RATE, help="sampling rate of a CSV/NPY input that does not store one (Hz)")
     p.add_argument("--in-leads", help="lead names of a header-less CSV or NPY input, e.g. I,II,V1")

@@ -33,6 +33,7 @@ from synth.cli.common import (
     add_force,
     add_read_options,
     check_memory,
+    modality_guidance,
     read_input,
 )
 from synth.errors import DataError
@@ -81,6 +82,7 @@ def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | 
     from synth.tasks.common import load_task_model
     from synth.tasks.generate import (
         REPORT_GUIDANCE,
+        check_modality_guidance,
         check_prompt,
         condition_spec,
         guidance_for,
@@ -93,6 +95,7 @@ def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | 
     for i, prompt in enumerate(prompts):
         where = f"{args.prompts} row {i + 2}" if getattr(args, "prompts", None) else None
         check_prompt(prompt, keys, classes, source=where)
+    check_modality_guidance(folder, args.modality_guidance, prompts)
     signal = read_config(folder)["model"].get("signal", {})
     model_fs, length = float(signal.get("fs_hz", 100.0)), int(signal.get("length", 1000))
     out_fs = model_fs if fs_hz is None else float(fs_hz)
@@ -109,8 +112,9 @@ def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | 
         up_folder = _task_folder(args.upsampler, UPSAMPLER_NAME)
     spec = {"prompts": [asdict(p) for p in prompts], "checkpoint": checkpoint_digest(folder),
             "upsampler": checkpoint_digest(up_folder) if up_folder else args.upsampler if fs_hz else None,
-            "steps": args.steps, "guidance_scale": args.guidance_scale, "batch_size": args.batch_size,
-            "fs_hz": fs_hz, "upsample_steps": getattr(args, "upsample_steps", None), "format": args.format,
+            "steps": args.steps, "guidance_scale": args.guidance_scale,
+            "modality_guidance": args.modality_guidance, "batch_size": args.batch_size, "fs_hz": fs_hz,
+            "upsample_steps": getattr(args, "upsample_steps", None), "format": args.format,
             "plot": args.plot, "prefix": prefix}
     key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
     with staged_folder(args.out, overwrite=args.force, resume_key=key,
@@ -121,7 +125,8 @@ def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | 
             upsampler, _ = load_task_model(up_folder, "upsample500", required_keys=("leads",))
         with _model_named(folder):
             rows = write_generated(model, prompts, staging, checkpoint=str(folder), steps=args.steps,
-                                   guidance_scale=args.guidance_scale, batch_size=args.batch_size, fs_hz=fs_hz,
+                                   guidance_scale=args.guidance_scale, modality_guidance=args.modality_guidance,
+                                   batch_size=args.batch_size, fs_hz=fs_hz,
                                    upsampler=upsampler, upsampler_checkpoint=str(up_folder or ""),
                                    upsample_steps=getattr(args, "upsample_steps", None), fmt=args.format,
                                    plot=args.plot, prefix=prefix)
@@ -272,6 +277,10 @@ def _sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance-scale", type=GUIDANCE,
                    help="classifier-free guidance (1 = none; default: 2 for generate, chosen on PTB-XL fold 9, 1 "
                         "for sample and for a model with guidance distilled into it)")
+    p.add_argument("--modality-guidance", type=modality_guidance, metavar="NAME=W[,NAME=W]",
+                   help="extra guidance towards single conditions on top of --guidance-scale, e.g. "
+                        "demographics=0.5 (the model's modality names); 'none' turns off what the model's config "
+                        "sets (default: the config's conditioning.guidance, for the conditions a prompt gives)")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--batch-size", type=BATCH, default=64)
 

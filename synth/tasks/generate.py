@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,14 +81,19 @@ def parse_labels(text: str | None) -> list[str]:
     return [n.strip() for n in (text or "").replace(";", ",").split(",") if n.strip()]
 
 
+def given_keys(prompt: Prompt) -> set[str]:
+    """The condition keys ``prompt`` gives (``report``, ``labels``, ``age``, ``sex``, ``heart_rate``)."""
+    wanted = {"report": prompt.report, "labels": prompt.labels or None, "age": prompt.age, "sex": prompt.sex,
+              "heart_rate": prompt.hr}
+    return {k for k, v in wanted.items() if v is not None}
+
+
 def check_prompt(prompt: Prompt, keys, classes: Sequence[str] | None, *, source: str | None = None) -> None:
     """Refuse a prompt whose attributes a model (reading condition ``keys``, with label ``classes``) cannot take;
     works from a checkpoint's config alone (:func:`condition_spec`), before any weights load."""
     prompt.check(source=source)
     accepted = set(keys)
-    wanted = {"report": prompt.report, "labels": prompt.labels or None, "age": prompt.age, "sex": prompt.sex,
-              "heart_rate": prompt.hr}
-    unknown = sorted(k for k, v in wanted.items() if v is not None and k not in accepted)
+    unknown = sorted(k for k in given_keys(prompt) if k not in accepted)
     if unknown:
         raise DataError(f"this model takes no {', '.join(unknown)}", path=source,
                         hint=f"it is conditioned on: {', '.join(sorted(accepted)) or 'nothing (unconditional)'}")
@@ -113,6 +118,38 @@ def condition_spec(folder: str | os.PathLike) -> tuple[set[str], list[str] | Non
         if getattr(component.params, "classes", None) is not None:
             classes = list(component.params.classes)
     return keys, classes
+
+
+def check_modality_guidance(folder: str | os.PathLike, asked: Mapping[str, float] | None,
+                            prompts: Sequence[Prompt], *, option: str = "--modality-guidance") -> None:
+    """Refuse per-modality guidance (``{modality: w}``) that names a modality the export does not have, or one
+    that no prompt gives (guiding towards an absent condition guides towards nothing); from ``config.json``
+    only, before any weights load. Each batch is then guided on the modalities its prompts give
+    (:func:`batch_modality_guidance`)."""
+    from synth import registry
+    from synth.checkpoint import read_config
+    from synth.config import model_config_from_dict
+
+    if not asked:
+        return
+    cfg = model_config_from_dict(read_config(folder)["model"], source=str(Path(folder) / "config.json"))
+    adapters = cfg.conditioning.adapters
+    for name in asked:
+        if name not in adapters:
+            raise DataError(f"{option}: this model has no modality {name!r}", path=folder,
+                            hint=f"its modalities: {', '.join(adapters) or 'none (unconditional)'}")
+        keys = set(registry.get("adapter", adapters[name].name).keys)
+        if not any(keys & given_keys(p) for p in prompts):
+            raise DataError(f"{option}: modality {name!r} is guided but no prompt gives it",
+                            hint=f"give {', '.join(sorted(keys))} or drop its guidance")
+
+
+def batch_modality_guidance(model, asked: Mapping[str, float] | None, cond: dict) -> dict[str, float] | None:
+    """``asked`` restricted to the modalities the batch's ``cond`` gives (None: the model's configured
+    defaults, which :meth:`~synth.generative.base.GenerativeModel.guidance_branches` restricts the same way)."""
+    if asked is None:
+        return None
+    return {name: w for name, w in asked.items() if model.conditioning.adapters[name].present(cond)}
 
 
 #: Classifier-free guidance for report → ECG when none is asked: 2, chosen over 1, 1.5 and 3 on PTB-XL fold 9
@@ -276,12 +313,14 @@ def batches_of(prompts: Sequence[Prompt], batch_size: int) -> list[list[tuple[in
 
 
 def sample_batch(model, prompts: Sequence[Prompt], conds: Sequence[dict], items: Sequence[tuple[int, int]], *,
-                 steps: int | None = None, guidance_scale: float = 1.0, fs_hz: float | None = None, upsampler=None,
+                 steps: int | None = None, guidance_scale: float = 1.0,
+                 modality_guidance: Mapping[str, float] | None = None, fs_hz: float | None = None, upsampler=None,
                  upsample_steps: int | None = None, checkpoint: str | None = None) -> tuple[np.ndarray, list[dict]]:
     """The records ``items`` (``(prompt, index)`` pairs, see :func:`batches_of`) in one model call: ``(n, 12, T)``
     float32 mV at ``fs_hz`` and their metadata. Each record's noise comes from :func:`record_seed`, so a record is
     the same whichever batch holds it (up to floating-point rounding of the batched network). Non-finite samples
-    raise :class:`NonFiniteOutputError`.
+    raise :class:`NonFiniteOutputError`. ``modality_guidance``: per-modality guidance weights, applied to the
+    modalities the batch gives (:func:`batch_modality_guidance`; None = the model's configured defaults).
     """
     from synth.data.transforms import resample
 
@@ -292,7 +331,9 @@ def sample_batch(model, prompts: Sequence[Prompt], conds: Sequence[dict], items:
     cond = stack_conditions([conds[p] for p, _ in items], [1] * len(items))
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     with torch.no_grad():
-        x = model.sample(cond, len(items), steps=steps, guidance_scale=guidance_scale, generator=generators)
+        x = model.sample(cond, len(items), steps=steps, guidance_scale=guidance_scale,
+                         modality_guidance=batch_modality_guidance(model, modality_guidance, cond),
+                         generator=generators)
     x = as_records(model, x.cpu().numpy(), checkpoint=checkpoint)
     if how == "learned":
         from synth.tasks.upsample import upsample
@@ -302,26 +343,37 @@ def sample_batch(model, prompts: Sequence[Prompt], conds: Sequence[dict], items:
     elif how == "polyphase":
         x = resample(x, model_fs, out_fs)
     meta = [{**prompts[p].attributes(), "prompt": p, "seed": prompts[p].seed, "index": j, "noise_seed": s,
-             "steps": steps, "guidance_scale": guidance_scale, "fs_hz": out_fs, "model_fs_hz": model_fs,
-             "resampled": how} for (p, j), s in zip(items, seeds)]
+             "steps": steps, "guidance_scale": guidance_scale,
+             "modality_guidance": describe_modality_guidance(model, modality_guidance), "fs_hz": out_fs,
+             "model_fs_hz": model_fs, "resampled": how} for (p, j), s in zip(items, seeds)]
     return x.astype(np.float32), meta
+
+
+def describe_modality_guidance(model, asked: Mapping[str, float] | None) -> str:
+    """``name=w,...`` of the per-modality guidance a record was sampled with ("" for none): ``asked``, or the
+    model's configured defaults when None (each applied where the prompt gives that modality)."""
+    weights = dict(model.cfg.conditioning.guidance) if asked is None else dict(asked)
+    return ",".join(f"{name}={float(w):g}" for name, w in weights.items() if float(w) != 0.0)
 
 
 def generate(model, prompt: Prompt, *, steps: int | None = None, guidance_scale: float = 1.0, batch_size: int = 64,
              fs_hz: float | None = None, cond: dict | None = None, progress=None, upsampler=None,
-             upsample_steps: int | None = None) -> tuple[np.ndarray, list[dict]]:
+             upsample_steps: int | None = None,
+             modality_guidance: Mapping[str, float] | None = None) -> tuple[np.ndarray, list[dict]]:
     """``prompt.n`` records for ``prompt``: ``(n, 12, T)`` float32 mV and one metadata dict per record.
 
     ``fs_hz`` other than the model's rate: with ``upsampler`` (a 100 → 500 Hz model, :mod:`synth.tasks.upsample`)
     the records are upsampled by it (``upsample_steps``; each record seeded like its noise), else
     polyphase-resampled (:func:`synth.data.transforms.resample`). ``progress`` is a tqdm bar updated per batch.
+    ``modality_guidance``: per-modality guidance (:func:`sample_batch`).
     """
     conds = [build_condition(model, prompt) if cond is None else cond]
     check_output_rate(model, fs_hz, upsampler)
     chunks, meta = [], []
     for items in batches_of([prompt], batch_size):
-        x, info = sample_batch(model, [prompt], conds, items, steps=steps, guidance_scale=guidance_scale, fs_hz=fs_hz,
-                               upsampler=upsampler, upsample_steps=upsample_steps)
+        x, info = sample_batch(model, [prompt], conds, items, steps=steps, guidance_scale=guidance_scale,
+                               modality_guidance=modality_guidance, fs_hz=fs_hz, upsampler=upsampler,
+                               upsample_steps=upsample_steps)
         chunks.append(x)
         meta += info
         if progress is not None:
@@ -332,7 +384,8 @@ def generate(model, prompt: Prompt, *, steps: int | None = None, guidance_scale:
 #: Journal of a ``write_generated`` run in its (staging) folder: one JSON line per finished batch.
 JOURNAL = ".synth-progress.jsonl"
 METADATA_COLUMNS = ("record", "prompt", "report", "labels", "age", "sex", "hr", "seed", "index", "noise_seed",
-                    "steps", "guidance_scale", "fs_hz", "model_fs_hz", "resampled", "upsampler", "checkpoint")
+                    "steps", "guidance_scale", "modality_guidance", "fs_hz", "model_fs_hz", "resampled", "upsampler",
+                    "checkpoint")
 
 
 def _finished_batches(journal: Path) -> dict[int, list[dict]]:
@@ -354,7 +407,8 @@ def _finished_batches(journal: Path) -> dict[int, list[dict]]:
 def write_generated(model, prompts: Sequence[Prompt], out_dir: Path, *, checkpoint: str, steps: int | None = None,
                     guidance_scale: float = 1.0, batch_size: int = 64, fs_hz: float | None = None, fmt: str = "wfdb",
                     plot: int = 1, prefix: str = "ecg", progress: bool = True, upsampler=None,
-                    upsampler_checkpoint: str = "", upsample_steps: int | None = None) -> list[dict]:
+                    upsampler_checkpoint: str = "", upsample_steps: int | None = None,
+                    modality_guidance: Mapping[str, float] | None = None) -> list[dict]:
     """Generate every prompt into ``out_dir`` (a staging folder): records ``{prefix}_{k:05d}`` in ``fmt``, PNGs
     of the first ``plot`` records and ``metadata.csv`` (prompt, attributes, seeds, checkpoint per record).
 
@@ -363,7 +417,7 @@ def write_generated(model, prompts: Sequence[Prompt], out_dir: Path, *, checkpoi
     finished batch is logged in :data:`JOURNAL`, so a run that is killed and started again on the same folder
     with the same settings continues where it stopped and writes the same records. A batch with NaN/inf samples
     stops the run (:class:`NonFiniteOutputError`) before any of it is written. ``upsampler`` (with its
-    ``upsampler_checkpoint`` for the metadata): see :func:`generate`. Returns the rows.
+    ``upsampler_checkpoint`` for the metadata), ``modality_guidance``: see :func:`generate`. Returns the rows.
     """
     import json
 
@@ -391,8 +445,8 @@ def write_generated(model, prompts: Sequence[Prompt], out_dir: Path, *, checkpoi
                 bar.update(len(items))
                 continue
             x, meta = sample_batch(model, prompts, conds, items, steps=steps, guidance_scale=guidance_scale,
-                                   fs_hz=fs_hz, upsampler=upsampler, upsample_steps=upsample_steps,
-                                   checkpoint=checkpoint)
+                                   modality_guidance=modality_guidance, fs_hz=fs_hz, upsampler=upsampler,
+                                   upsample_steps=upsample_steps, checkpoint=checkpoint)
             new = []
             for signal, info in zip(x, meta):
                 name = f"{prefix}_{len(rows) + len(new):05d}"

@@ -174,3 +174,50 @@ def test_a_prompts_file_seed_is_read_exactly(tmp_path):
 
     (tmp_path / "p.csv").write_text("report,seed\nx,9223372036654775297\ny,12\n")
     assert [p.seed for p in read_prompts(tmp_path / "p.csv")] == [9223372036654775297, 12]
+
+
+def test_cli_modality_guidance_changes_the_records_and_is_recorded(use_tiny_checkpoints, tmp_path, capsys):
+    """``--modality-guidance demographics=W`` adds that term: 0 gives the plain records, a weight changes them;
+    a prompt without the modality in the same batch is sampled as it is alone; the metadata says what was used."""
+    prompts = tmp_path / "prompts.csv"
+    prompts.write_text("report,age,sex,hr,n,seed\nsinus rhythm,50,M,60,2,7\nsinus rhythm,,,,1,8\n", encoding="utf-8")
+    outs = {}
+    for name, extra in (("plain", []), ("zero", ["--modality-guidance", "demographics=0"]),
+                        ("guided", ["--modality-guidance", "demographics=3"])):
+        outs[name] = tmp_path / name
+        code, _, err = run(["generate", "--prompts", prompts, "--out", outs[name], "--format", "npz", "--plot", 0,
+                            "--steps", 2, *extra], capsys)
+        assert code == 0, err
+
+    def signal(name, k):
+        return np.load(outs[name] / f"ecg_{k:05d}.npz")["signal"]
+
+    for k in range(3):
+        np.testing.assert_allclose(signal("zero", k), signal("plain", k), atol=1e-5)
+    assert np.abs(signal("guided", 0) - signal("plain", 0)).max() > 1e-3  # demographics given: guided
+    np.testing.assert_allclose(signal("guided", 2), signal("plain", 2), atol=1e-4)  # not given: unchanged
+    rows = list(csv.DictReader(open(outs["guided"] / "metadata.csv", encoding="utf-8")))
+    assert rows[0]["modality_guidance"] == "demographics=3"
+    assert list(csv.DictReader(open(outs["plain"] / "metadata.csv")))[0]["modality_guidance"] == ""
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [(["--report", "x", "--modality-guidance", "rhythm=1"], "this model has no modality 'rhythm'"),
+     (["--report", "x", "--modality-guidance", "demographics=1"], "'demographics' is guided but no prompt gives it"),
+     (["--report", "x", "--modality-guidance", "report"], "is not NAME=WEIGHT"),
+     (["--report", "x", "--modality-guidance", "report=99"], "99 is outside the range 0-50")],
+)
+def test_cli_bad_modality_guidance_exits_2_and_writes_nothing(use_tiny_checkpoints, tmp_path, capsys, monkeypatch,
+                                                             extra, needle):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(["generate", "--out", "o", *extra], capsys)
+    assert code == 2 and needle in err, err
+    assert "Traceback" not in err and not (tmp_path / "o").exists()
+
+
+def test_modality_guidance_option_parses_weights_and_none():
+    from synth.cli.common import modality_guidance
+
+    assert modality_guidance("demographics=0.5, report=1") == {"demographics": 0.5, "report": 1.0}
+    assert modality_guidance("none") == {}

@@ -85,6 +85,9 @@ class CohortSpec:
     steps: int | None = None
     #: None: 2 (chosen on PTB-XL fold 9), or 1 for a model with guidance distilled into it.
     guidance_scale: float | None = None
+    #: Per-modality guidance ``{modality: w}`` (e.g. ``{demographics: 0.5}``), applied where a record gives that
+    #: modality; None: the model's configured defaults; ``{}``: none, not even those.
+    modality_guidance: dict[str, float] | None = None
     labels: LabelMix = field(default_factory=LabelMix)
     age: Distribution = field(default_factory=Distribution)
     sex: Distribution = field(default_factory=Distribution)
@@ -115,6 +118,8 @@ class CohortSpec:
             check_range("guidance_scale", self.guidance_scale, *GUIDANCE_RANGE)
         if self.steps is not None:
             check_range("steps", self.steps, *STEPS_RANGE)
+        for name, weight in (self.modality_guidance or {}).items():
+            check_range(f"modality_guidance.{name}", weight, *GUIDANCE_RANGE)
         if not (self.reports in ("train", "composed", "none") or self.reports.startswith("file:")):
             raise ValueError(f"reports must be train, composed, none or file:PATH, got {self.reports!r}")
         if self.labels.mix == "counts" and not self.labels.counts:
@@ -305,10 +310,25 @@ def _sex(dist: Distribution, train_value, rng) -> str | None:
     return "F" if rng.random() < dist.female else "M"
 
 
+def spec_prompt(spec: CohortSpec):
+    """A prompt that gives what the spec's records can give (its values stand for any), to check the spec's
+    per-modality guidance against before any work."""
+    from synth.tasks.generate import Prompt
+
+    def given(dist: Distribution, value):
+        return None if dist.source == "none" else value
+
+    return Prompt(report=None if spec.reports == "none" else "report", labels=["label"] if spec.labels.given else [],
+                  age=given(spec.age, 60.0), sex=given(spec.sex, "F"), hr=given(spec.heart_rate, 70.0))
+
+
 # -- making shards ----------------------------------------------------------------------------------------------------
 def spec_key(spec: CohortSpec, model_sha256: str, data_root: Path) -> str:
     """What makes two runs the same cohort (resume only into the same)."""
-    text = json.dumps({"spec": asdict(spec), "model": model_sha256, "data": str(data_root.resolve())}, sort_keys=True)
+    fields = asdict(spec)
+    if fields["modality_guidance"] is None:  # the key of a cohort begun before the field existed stays the same
+        del fields["modality_guidance"]
+    text = json.dumps({"spec": fields, "model": model_sha256, "data": str(data_root.resolve())}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -339,7 +359,8 @@ def make_shard(model, spec: CohortSpec, conds: list[dict], shard: int, folder: P
         # Record i's noise is record_seed(cohort seed, i): pass the cohort index as the index within one prompt.
         items = [(k, records[k]) for k in idx]
         x, _ = sample_batch(model, prompts, batch_conds, items, steps=spec.steps,
-                            guidance_scale=spec.guidance_scale, checkpoint=checkpoint)
+                            guidance_scale=spec.guidance_scale, modality_guidance=spec.modality_guidance,
+                            checkpoint=checkpoint)
         signals[idx] = to_int16(x)
         if progress is not None:
             progress.update(len(idx))
@@ -386,8 +407,9 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
 
 
 def finish(folder: Path, spec: CohortSpec, *, model_path: str, model_sha256: str, data_root: Path,
-           seconds: float, made: int) -> None:
-    """Join the shard manifests into ``manifest.csv`` and write ``cohort.json`` and ``card.md``."""
+           seconds: float, made: int, modality_guidance: str = "") -> None:
+    """Join the shard manifests into ``manifest.csv`` and write ``cohort.json`` and ``card.md``
+    (``modality_guidance``: the per-modality guidance sampled with, ``name=w,...``)."""
     import torch
 
     from synth import __version__
@@ -401,7 +423,7 @@ def finish(folder: Path, spec: CohortSpec, *, model_path: str, model_sha256: str
 
     summary = Cohort(folder, check=False).summary()
     meta = {"writer": f"synth {__version__}", "spec": asdict(spec), "model": model_path, "model_sha256": model_sha256,
-            "data": str(data_root), "records": spec.size, "shards": spec.shards, "format": "int16 µV npy",
+            "modality_guidance": modality_guidance, "data": str(data_root), "records": spec.size, "shards": spec.shards, "format": "int16 µV npy",
             "microvolts_per_step": MICROVOLTS_PER_STEP, "fs_hz": summary["fs_hz"], "samples": summary["samples"],
             "leads": summary["leads"], "versions": {"synth": __version__, "torch": torch.__version__,
                                                     "numpy": np.__version__, "python": platform.python_version()},
@@ -416,7 +438,9 @@ def card_markdown(meta: dict, summary: dict) -> str:
     spec = meta["spec"]
     lines = [f"# Synthetic cohort: {meta['records']:,} records", "",
              f"Made by {meta['writer']} with the model `{meta['model']}` (SHA-256 `{meta['model_sha256'][:16]}…`), "
-             f"guidance {spec['guidance_scale']}, {spec['steps'] or 'default'} steps, seed {spec['seed']}. "
+             f"guidance {spec['guidance_scale']}"
+             f"{' (per modality: ' + meta['modality_guidance'] + ')' if meta.get('modality_guidance') else ''}, "
+             f"{spec['steps'] or 'default'} steps, seed {spec['seed']}. "
              f"Conditions drawn from the training folds of `{meta['data']}` (label mix `{spec['labels']['mix']}`, "
              f"reports `{spec['reports']}`).", "",
              f"- {meta['shards']} shards of up to {spec['shard_size']} records: `shards/signals-NNNNN.npy`, "
@@ -448,7 +472,12 @@ def build_cohort(spec: CohortSpec, out: str | os.PathLike, *, force: bool = Fals
     from synth.checkpoint import checkpoint_digest, read_config
     from synth.outputs import _sibling, check_output_folder, staged_folder
     from synth.tasks.common import load_task_model
-    from synth.tasks.generate import condition_spec, guidance_for
+    from synth.tasks.generate import (
+        check_modality_guidance,
+        condition_spec,
+        describe_modality_guidance,
+        guidance_for,
+    )
 
     # On a machine without GPUs, torchrun's processes are CPU workers (gloo): accelerate needs to be told.
     state = PartialState(cpu=not torch.cuda.is_available())
@@ -465,6 +494,7 @@ def build_cohort(spec: CohortSpec, out: str | os.PathLike, *, force: bool = Fals
                       path=str(out))
     check_output_folder(out, overwrite=force)  # every process: all fail alike instead of waiting on process 0
     keys, classes = condition_spec(folder)
+    check_modality_guidance(folder, spec.modality_guidance, [spec_prompt(spec)], option="modality_guidance")
     model_sha = checkpoint_digest(folder)
     data_root = _data_root(spec)
     key = spec_key(spec, model_sha, data_root)
@@ -502,7 +532,8 @@ def build_cohort(spec: CohortSpec, out: str | os.PathLike, *, force: bool = Fals
                 raise DataError(f"shards {missing[:5]} are missing after every process finished",
                                 hint="run the same command again to make them")
             finish(staging, spec, model_path=str(folder), model_sha256=model_sha, data_root=data_root,
-                   seconds=time.perf_counter() - started, made=pending)
+                   seconds=time.perf_counter() - started, made=pending,
+                   modality_guidance=describe_modality_guidance(model, spec.modality_guidance))
         return json.loads((Path(out) / "cohort.json").read_text(encoding="utf-8"))
     state.wait_for_everyone()
     work()

@@ -150,8 +150,35 @@ def test_label_mixes(tmp_path, use_tiny_checkpoints):
     (["colour=red"], "colour"),
     (["reports=wikipedia"], "reports must be"),
     (["sex.source=normal"], "sex: use train, none or share"),
+    (["modality_guidance={demographics: 99}"], "modality_guidance.demographics 99"),
 ])
 def test_bad_specs_are_refused_naming_the_file(overrides, needle):
     with pytest.raises(ConfigError, match=needle) as exc:
         load_spec(SPEC, overrides)
     assert str(SPEC) in str(exc.value)
+
+
+def test_modality_guidance_changes_the_cohort_and_is_recorded(cohort, tmp_path, use_tiny_checkpoints):
+    """``modality_guidance={demographics: W}`` adds that term: another cohort (same conditions and noise),
+    named in cohort.json and the card; 0 gives the plain cohort back."""
+    guided, zero = tmp_path / "guided", tmp_path / "zero"
+    assert main(args_for(guided, "modality_guidance={demographics: 3}")) == 0
+    assert main(args_for(zero, "modality_guidance={demographics: 0}")) == 0
+    plain = np.load(cohort / "shards" / "signals-00000.npy")
+    assert np.abs(np.load(guided / "shards" / "signals-00000.npy").astype(int) - plain).max() > 0
+    assert checksums(zero) == checksums(cohort)
+    assert checksums(guided) != checksums(cohort)
+    assert '"modality_guidance": "demographics=3"' in (guided / "cohort.json").read_text()
+    assert "per modality: demographics=3" in (guided / "card.md").read_text()
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    (["modality_guidance={colour: 1}"], "this model has no modality 'colour'"),
+    (["modality_guidance={demographics: 1}", "age.source=none", "sex.source=none", "heart_rate.source=none"],
+     "'demographics' is guided but no prompt gives it"),
+])
+def test_bad_modality_guidance_is_refused_before_any_work(extra, needle, tmp_path, use_tiny_checkpoints, capsys):
+    out = tmp_path / "c"
+    assert main(args_for(out, *extra)) == 2
+    assert needle in capsys.readouterr().err
+    assert not out.exists() and list(tmp_path.iterdir()) == []

@@ -296,8 +296,8 @@ def template_channel(ppg: np.ndarray, recorded_ii: np.ndarray, fs_hz: float, cal
     ``template`` condition of a model with a ``beat_template`` adapter. Raises :class:`DataError` as
     :func:`calibrated_template` does."""
     y, _ = calibrated_template(ppg, recorded_ii, fs_hz, calibration_s)
-    ii = np.nan_to_num(np.asarray(recorded_ii, np.float64)[: int(round(calibration_s * fs_hz))])
-    lo, hi = np.percentile(ii, [0.5, 99.5])
+    n_cal = calibration_samples(calibration_s, len(ppg), fs_hz)  # the stretch calibrated_template took
+    lo, hi = np.percentile(np.nan_to_num(np.asarray(recorded_ii, np.float64)[:n_cal]), [0.5, 99.5])
     return (y / max(hi - lo, 1e-6)).astype(np.float32)
 
 

@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +105,17 @@ def _parse_generators(texts: Sequence[str], allowed: Sequence[str]) -> list[Gene
     if len(set(names)) != len(names):
         raise DataError(f"a generator is named twice: {names}")
     return specs
+
+
+def _check_modality_guidance(specs: Sequence[GeneratorSpec], asked: Mapping[str, float] | None) -> None:
+    """Refuse per-modality guidance that a checkpoint generator has no modality for (from its config, before any
+    work); the bench's conditions give report, labels, age, sex and heart rate."""
+    from synth.tasks.generate import Prompt, check_modality_guidance
+
+    everything = Prompt(report="report", labels=["label"], age=60.0, sex="F", hr=70.0)
+    for spec in specs:
+        if spec.path is not None:
+            check_modality_guidance(spec.path, asked, [everything])
 
 
 def default_data_root() -> Path:
@@ -275,12 +286,14 @@ def _load_model(spec: GeneratorSpec, *, windowed: bool = False):
 
 
 def _sample_checkpoint(model, cond_fn, n: int, seed: int, batch_size: int, steps: int | None, desc: str,
-                       progress: bool, guidance_scale: float = 1.0, sampler: str | None = None) -> np.ndarray:
+                       progress: bool, guidance_scale: float = 1.0, sampler: str | None = None,
+                       modality_guidance: Mapping[str, float] | None = None) -> np.ndarray:
     """``n`` records (12 leads) from ``model``, one seeded generator per batch; ``sampler`` a registered sampler
-    of the model's process (default: the model's own)."""
+    of the model's process (default: the model's own); ``modality_guidance`` ``{modality: w}`` per-modality
+    guidance where a batch gives the modality (None: the model's configured defaults)."""
     import torch
 
-    from synth.tasks.generate import as_records
+    from synth.tasks.generate import as_records, batch_modality_guidance
 
     out = np.empty((n, 12, model.cfg.signal.length), dtype=np.float32)
     with _tqdm(total=n, desc=desc, unit="ECG", disable=not progress) as bar:
@@ -289,9 +302,10 @@ def _sample_checkpoint(model, cond_fn, n: int, seed: int, batch_size: int, steps
             size = rows.stop - rows.start
             generator = torch.Generator().manual_seed(seed + chunk)
             extra = {} if sampler is None else {"sampler": sampler}
+            cond = cond_fn(rows)
             with torch.no_grad():
-                x = model.sample(cond_fn(rows), size, steps=steps, guidance_scale=guidance_scale,
-                                 generator=generator, **extra)
+                x = model.sample(cond, size, steps=steps, guidance_scale=guidance_scale, generator=generator,
+                                 modality_guidance=batch_modality_guidance(model, modality_guidance, cond), **extra)
             out[rows] = as_records(model, x.detach().cpu().numpy())  # 12 leads (derived for an 8-lead model)
             bar.update(size)
     return out
@@ -299,7 +313,8 @@ def _sample_checkpoint(model, cond_fn, n: int, seed: int, batch_size: int, steps
 
 def _generate(spec: GeneratorSpec, cond: Conditions, train_pool: np.ndarray, train_labels: np.ndarray,
               real_train_pool: np.ndarray, *, seed: int, batch_size: int, steps: int | None, progress: bool,
-              guidance_scale: float = 1.0) -> tuple[np.ndarray, dict]:
+              guidance_scale: float = 1.0,
+              modality_guidance: Mapping[str, float] | None = None) -> tuple[np.ndarray, dict]:
     """``(n, 12, T)`` records for the conditions, and notes on how they were made. ``real_train_pool``: the
     training records baseline:real-train draws from (those the PCA basis was not fitted on, where enough)."""
     from evaluation import baselines
@@ -330,9 +345,13 @@ def _generate(spec: GeneratorSpec, cond: Conditions, train_pool: np.ndarray, tra
     distilled = getattr(model.process, "distilled_guidance", None)
     guidance_scale = 1.0 if distilled is not None else guidance_scale  # guided already: its only scale is 1
     x = _sample_checkpoint(model, lambda rows: _checkpoint_condition(model, cond, rows), n, seed, batch_size, steps,
-                           spec.name, progress, guidance_scale)
+                           spec.name, progress, guidance_scale, modality_guidance=modality_guidance)
     used = steps or getattr(model.process, "default_steps", None)
     guidance = f"guidance {distilled:g} distilled" if distilled is not None else f"guidance scale {guidance_scale:g}"
+    from synth.tasks.generate import describe_modality_guidance
+
+    per_modality = describe_modality_guidance(model, modality_guidance)
+    guidance += f", per-modality guidance {per_modality}" if per_modality else ""
     return x, {"how": f"load_pretrained({spec.path}) + sample ({used} steps, {guidance}), "
                       f"conditioned on {sorted(model.conditioning.keys)}"}
 
@@ -405,10 +424,12 @@ def run_fidelity(
     steps: int | None = None,
     n_boot: int = N_BOOT,
     guidance_scale: float = 1.0,
+    modality_guidance: Mapping[str, float] | None = None,
     progress: bool = True,
 ) -> dict:
     """Score each generator against ``n`` real records of ``split`` (see the module docstring); returns the
-    report dict written to ``out_dir/report.json``."""
+    report dict written to ``out_dir/report.json``. ``modality_guidance``: per-modality guidance for every
+    checkpoint (None: each model's configured defaults; checked against each model's modalities before any work)."""
     from evaluation.frechet import LeadPCA, fd_with_floor
     from evaluation.manifold import precision_recall
     from evaluation.memorisation import memorisation_report
@@ -417,6 +438,7 @@ def run_fidelity(
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     specs = _parse_generators(generators, BASELINES_FIDELITY)
+    _check_modality_guidance(specs, modality_guidance)
     _check_out(out_dir, force)
     ds, scored, train = _open(data_root, split, n, minimum=K_NN + 2)
     if len(train) < n + 2:
@@ -467,7 +489,7 @@ def run_fidelity(
 
     report: dict = {
         "command": "fidelity", "data_root": str(data_root), "split": split, "n": n, "seed": seed, "n_boot": n_boot,
-        "guidance_scale": guidance_scale, "steps": steps,
+        "guidance_scale": guidance_scale, "modality_guidance": modality_guidance, "steps": steps,
         "fs_hz": FS_HZ, "features": feature_note, "feature_kind": "classifier" if extractor else "raw-signal PCA",
         "pca_dim": pca_dim, "k": K_NN, "memorisation_quantile": memo_q,
         "train_records": len(train), "floor_records": n, "condition_ecg_ids": cond.ecg_ids,
@@ -485,7 +507,7 @@ def run_fidelity(
         g_seed = _generator_seed(seed, spec)
         gen_start = time.perf_counter()
         x, notes = _generate(spec, cond, pool_x, pool_labels, real_train_pool, seed=g_seed, batch_size=batch_size, steps=steps,
-                             guidance_scale=guidance_scale,
+                             guidance_scale=guidance_scale, modality_guidance=modality_guidance,
                              progress=progress)
         gen_s = time.perf_counter() - gen_start
         if not np.isfinite(x).all():

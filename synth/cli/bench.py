@@ -11,7 +11,17 @@ from pathlib import Path
 
 from synth import limits
 from synth.cli import UsageError
-from synth.cli.common import BATCH, BOOT, DURATION_S, GUIDANCE, SAMPLES, SEED, STEPS, add_force
+from synth.cli.common import (
+    BATCH,
+    BOOT,
+    DURATION_S,
+    GUIDANCE,
+    SAMPLES,
+    SEED,
+    STEPS,
+    add_force,
+    modality_guidance,
+)
 
 _BENCH_N = limits.arg(1, 100_000, int)
 
@@ -37,7 +47,7 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
 
     with _claimed(args):
         report = run_fidelity(args.generator, features=args.features, guidance_scale=args.guidance_scale,
-                              **_bench_common(args))
+                              modality_guidance=args.modality_guidance, **_bench_common(args))
     for name, g in report["generators"].items():
         fd = g["fd"]
         print(f"{name:<24} FD {fd['fd']['estimate']:.4g} [{fd['fd']['low']:.4g}, {fd['fd']['high']:.4g}]  floor "
@@ -160,6 +170,9 @@ def add_parsers(sub) -> None:
         else:
             p.add_argument("--guidance-scale", type=GUIDANCE, default=1.0,
                            help="classifier-free guidance for checkpoints (default 1 = none)")
+            p.add_argument("--modality-guidance", type=modality_guidance, metavar="NAME=W[,NAME=W]",
+                           help="per-modality guidance for every checkpoint, e.g. demographics=0.5 (as synth "
+                                "generate); 'none' turns off what a model's config sets (default: each model's own)")
             p.add_argument("--features", help="feature-extractor folder (default checkpoints/ecg_classifier_ptbxl if "
                                               "present, else raw-signal PCA features)")
         p.add_argument("--data", help="PTB-XL folder (default ../shared/data/ptbxl if present, else the shipped sample)")

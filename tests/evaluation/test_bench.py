@@ -188,3 +188,24 @@ def test_fidelity_scores_a_published_peer_and_a_folder_of_anyones_records(tmp_pa
     capsys.readouterr()
     assert main(_fidelity_args(tmp_path / "f2", tmp_path / "cache", f"records:{tmp_path / 'nothing'}")) == 2
     assert "names no folder" in capsys.readouterr().err
+
+
+def test_fidelity_modality_guidance_reaches_every_checkpoint_and_is_recorded(tmp_path: Path, capsys):
+    """--modality-guidance demographics=W guides the shipped report2ecg on age, sex and heart rate too (other
+    records than without it, named in the generator's notes and the report); a modality the model lacks is
+    refused before any work."""
+    model = str(Path(__file__).resolve().parents[2] / "checkpoints" / "report2ecg")
+    runs = {}
+    for name, extra in (("plain", ["--modality-guidance", "none"]),
+                        ("guided", ["--modality-guidance", "demographics=3"])):
+        out = tmp_path / name
+        assert main([*_fidelity_args(out, tmp_path / "cache", model, n=5), "--steps", "2", *extra]) == 0
+        runs[name] = json.loads((out / "report.json").read_text())
+    guided, plain = runs["guided"]["generators"]["report2ecg"], runs["plain"]["generators"]["report2ecg"]
+    assert "per-modality guidance demographics=3" in guided["how"] and "per-modality" not in plain["how"]
+    assert runs["guided"]["modality_guidance"] == {"demographics": 3.0} and runs["plain"]["modality_guidance"] == {}
+    assert guided["fd"]["fd"]["estimate"] != plain["fd"]["fd"]["estimate"]
+    capsys.readouterr()
+    out = tmp_path / "bad"
+    assert main([*_fidelity_args(out, tmp_path / "cache", model, n=5), "--modality-guidance", "colour=1"]) == 2
+    assert "this model has no modality 'colour'" in capsys.readouterr().err and not out.exists()

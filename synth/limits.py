@@ -97,7 +97,8 @@ def check_range(name: str, value, lo: float | None, hi: float | None, *, path: s
         raise DataError(f"{name} {value!r} is outside {describe(lo, hi, lo_open=lo_open)}", path=path)
 
 
-def check_rate(fs_hz, *, path: str | None = None, what: str = "sampling rate") -> float:
+def check_rate(fs_hz, *, path: str | None = None, what: str = "sampling rate",
+               hint: str = "check the header or time column; declare the rate with --in-fs") -> float:
     """A sampling rate in :data:`FS_RANGE_HZ`, else :class:`DataError` naming ``path``."""
     try:
         value = float(fs_hz)
@@ -107,7 +108,7 @@ def check_rate(fs_hz, *, path: str | None = None, what: str = "sampling rate") -
     if not (math.isfinite(value) and lo <= value <= hi):
         shown = f"{value:.6g}" if math.isfinite(value) or math.isnan(value) else repr(fs_hz)
         raise DataError(f"{what} {shown} Hz is outside the range synth reads ({lo:g}-{hi:,.0f} Hz)", path=path,
-                        hint="check the header or time column; declare the rate with --in-fs")
+                        hint=hint)
     return value
 
 

@@ -97,7 +97,12 @@ def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | 
         check_prompt(prompt, keys, classes, source=where)
     check_modality_guidance(folder, args.modality_guidance, prompts)
     signal = read_config(folder)["model"].get("signal", {})
-    model_fs, length = float(signal.get("fs_hz", 100.0)), int(signal.get("length", 1000))
+    # The records are written at the model's rate unless --fs asks another: a rate no reader takes is refused now,
+    # naming the checkpoint, not after the sampling.
+    model_fs = limits.check_rate(signal.get("fs_hz", 100.0), path=str(folder / "config.json"),
+                                 what="the model's sampling rate (model.signal.fs_hz)",
+                                 hint="this export's config is damaged: use the checkpoint as it was saved")
+    length = int(signal.get("length", 1000))
     out_fs = model_fs if fs_hz is None else float(fs_hz)
     total = sum(p.n for p in prompts)
     samples = 12 * length * out_fs / model_fs

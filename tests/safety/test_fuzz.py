@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from synth.cli import main
@@ -118,6 +118,7 @@ CONFIG_KEYS = [["format_version"], ["submodels"], ["model"], ["model", "backbone
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(key=["model", "signal", "fs_hz"], value=1.0)  # positive, but no rate records can be written at
 @given(key=st.sampled_from(CONFIG_KEYS), value=values)
 def test_malformed_checkpoint_configs(capsys, tiny_checkpoints, key, value):
     with tempfile.TemporaryDirectory() as d:

@@ -110,12 +110,11 @@ def _parse_generators(texts: Sequence[str], allowed: Sequence[str]) -> list[Gene
 def _check_modality_guidance(specs: Sequence[GeneratorSpec], asked: Mapping[str, float] | None) -> None:
     """Refuse per-modality guidance that a checkpoint generator has no modality for (from its config, before any
     work); the bench's conditions give report, labels, age, sex and heart rate."""
-    from synth.tasks.generate import Prompt, check_modality_guidance
+    from synth.tasks.generate import check_modality_guidance
 
-    everything = Prompt(report="report", labels=["label"], age=60.0, sex="F", hr=70.0)
     for spec in specs:
         if spec.path is not None:
-            check_modality_guidance(spec.path, asked, [everything])
+            check_modality_guidance(spec.path, asked, [{"report", "labels", "age", "sex", "heart_rate"}])
 
 
 def default_data_root() -> Path:
@@ -318,6 +317,7 @@ def _generate(spec: GeneratorSpec, cond: Conditions, train_pool: np.ndarray, tra
     """``(n, 12, T)`` records for the conditions, and notes on how they were made. ``real_train_pool``: the
     training records baseline:real-train draws from (those the PCA basis was not fitted on, where enough)."""
     from evaluation import baselines
+    from synth.tasks.generate import describe_modality_guidance
 
     n = len(cond.ecg_ids)
     if spec.baseline == "real-train":
@@ -348,8 +348,6 @@ def _generate(spec: GeneratorSpec, cond: Conditions, train_pool: np.ndarray, tra
                            spec.name, progress, guidance_scale, modality_guidance=modality_guidance)
     used = steps or getattr(model.process, "default_steps", None)
     guidance = f"guidance {distilled:g} distilled" if distilled is not None else f"guidance scale {guidance_scale:g}"
-    from synth.tasks.generate import describe_modality_guidance
-
     per_modality = describe_modality_guidance(model, modality_guidance)
     guidance += f", per-modality guidance {per_modality}" if per_modality else ""
     return x, {"how": f"load_pretrained({spec.path}) + sample ({used} steps, {guidance}), "

@@ -85,6 +85,7 @@ def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | 
         check_modality_guidance,
         check_prompt,
         condition_spec,
+        given_keys,
         guidance_for,
         write_generated,
     )
@@ -95,7 +96,7 @@ def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | 
     for i, prompt in enumerate(prompts):
         where = f"{args.prompts} row {i + 2}" if getattr(args, "prompts", None) else None
         check_prompt(prompt, keys, classes, source=where)
-    check_modality_guidance(folder, args.modality_guidance, prompts)
+    check_modality_guidance(folder, args.modality_guidance, [given_keys(p) for p in prompts])
     signal = read_config(folder)["model"].get("signal", {})
     # The records are written at the model's rate unless --fs asks another: a rate no reader takes is refused now,
     # naming the checkpoint, not after the sampling.

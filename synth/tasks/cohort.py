@@ -310,16 +310,12 @@ def _sex(dist: Distribution, train_value, rng) -> str | None:
     return "F" if rng.random() < dist.female else "M"
 
 
-def spec_prompt(spec: CohortSpec):
-    """A prompt that gives what the spec's records can give (its values stand for any), to check the spec's
-    per-modality guidance against before any work."""
-    from synth.tasks.generate import Prompt
-
-    def given(dist: Distribution, value):
-        return None if dist.source == "none" else value
-
-    return Prompt(report=None if spec.reports == "none" else "report", labels=["label"] if spec.labels.given else [],
-                  age=given(spec.age, 60.0), sex=given(spec.sex, "F"), hr=given(spec.heart_rate, 70.0))
+def spec_keys(spec: CohortSpec) -> set[str]:
+    """The condition keys the spec's records can give (``report``, ``labels``, ``age``, ``sex``,
+    ``heart_rate``), to check its per-modality guidance against before any work."""
+    sources = {"report": spec.reports != "none", "labels": spec.labels.given, "age": spec.age.source != "none",
+               "sex": spec.sex.source != "none", "heart_rate": spec.heart_rate.source != "none"}
+    return {key for key, given in sources.items() if given}
 
 
 # -- making shards ----------------------------------------------------------------------------------------------------
@@ -494,7 +490,7 @@ def build_cohort(spec: CohortSpec, out: str | os.PathLike, *, force: bool = Fals
                       path=str(out))
     check_output_folder(out, overwrite=force)  # every process: all fail alike instead of waiting on process 0
     keys, classes = condition_spec(folder)
-    check_modality_guidance(folder, spec.modality_guidance, [spec_prompt(spec)], option="modality_guidance")
+    check_modality_guidance(folder, spec.modality_guidance, [spec_keys(spec)], option="modality_guidance")
     model_sha = checkpoint_digest(folder)
     data_root = _data_root(spec)
     key = spec_key(spec, model_sha, data_root)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,11 +121,11 @@ def condition_spec(folder: str | os.PathLike) -> tuple[set[str], list[str] | Non
 
 
 def check_modality_guidance(folder: str | os.PathLike, asked: Mapping[str, float] | None,
-                            prompts: Sequence[Prompt], *, option: str = "--modality-guidance") -> None:
+                            given: Iterable[Collection[str]], *, option: str = "--modality-guidance") -> None:
     """Refuse per-modality guidance (``{modality: w}``) that names a modality the export does not have, or one
-    that no prompt gives (guiding towards an absent condition guides towards nothing); from ``config.json``
-    only, before any weights load. Each batch is then guided on the modalities its prompts give
-    (:func:`batch_modality_guidance`)."""
+    that no request gives (guiding towards an absent condition guides towards nothing); ``given``: the condition
+    keys each request gives (:func:`given_keys` of each prompt). From ``config.json`` only, before any weights
+    load. Each batch is then guided on the modalities its prompts give (:func:`batch_modality_guidance`)."""
     from synth import registry
     from synth.checkpoint import read_config
     from synth.config import model_config_from_dict
@@ -134,12 +134,13 @@ def check_modality_guidance(folder: str | os.PathLike, asked: Mapping[str, float
         return
     cfg = model_config_from_dict(read_config(folder)["model"], source=str(Path(folder) / "config.json"))
     adapters = cfg.conditioning.adapters
+    given = [set(keys) for keys in given]
     for name in asked:
         if name not in adapters:
             raise DataError(f"{option}: this model has no modality {name!r}", path=folder,
                             hint=f"its modalities: {', '.join(adapters) or 'none (unconditional)'}")
         keys = set(registry.get("adapter", adapters[name].name).keys)
-        if not any(keys & given_keys(p) for p in prompts):
+        if not any(keys & request for request in given):
             raise DataError(f"{option}: modality {name!r} is guided but no prompt gives it",
                             hint=f"give {', '.join(sorted(keys))} or drop its guidance")
 

@@ -77,9 +77,9 @@ def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | 
                      fs_hz: float | None = None) -> int:
     """Check the prompts against the checkpoint's config and the size of the output, claim ``--out`` (resuming a
     killed run with the same settings), load the model and write every record."""
-    from synth.checkpoint import checkpoint_digest, read_config
+    from synth.checkpoint import checkpoint_digest
     from synth.outputs import staged_folder
-    from synth.tasks.common import load_task_model
+    from synth.tasks.common import checkpoint_signal, load_task_model
     from synth.tasks.generate import (
         REPORT_GUIDANCE,
         check_modality_guidance,
@@ -97,13 +97,9 @@ def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | 
         where = f"{args.prompts} row {i + 2}" if getattr(args, "prompts", None) else None
         check_prompt(prompt, keys, classes, source=where)
     check_modality_guidance(folder, args.modality_guidance, [given_keys(p) for p in prompts])
-    signal = read_config(folder)["model"].get("signal", {})
     # The records are written at the model's rate unless --fs asks another: a rate no reader takes is refused now,
     # naming the checkpoint, not after the sampling.
-    model_fs = limits.check_rate(signal.get("fs_hz", 100.0), path=str(folder / "config.json"),
-                                 what="the model's sampling rate (model.signal.fs_hz)",
-                                 hint="this export's config is damaged: use the checkpoint as it was saved")
-    length = int(signal.get("length", 1000))
+    model_fs, length = checkpoint_signal(folder)
     out_fs = model_fs if fs_hz is None else float(fs_hz)
     total = sum(p.n for p in prompts)
     samples = 12 * length * out_fs / model_fs

@@ -465,9 +465,9 @@ def build_cohort(spec: CohortSpec, out: str | os.PathLike, *, force: bool = Fals
     from accelerate import PartialState
 
     from synth import limits
-    from synth.checkpoint import checkpoint_digest, read_config
+    from synth.checkpoint import checkpoint_digest
     from synth.outputs import _sibling, check_output_folder, staged_folder
-    from synth.tasks.common import load_task_model
+    from synth.tasks.common import checkpoint_signal, load_task_model
     from synth.tasks.generate import (
         check_modality_guidance,
         condition_spec,
@@ -484,8 +484,7 @@ def build_cohort(spec: CohortSpec, out: str | os.PathLike, *, force: bool = Fals
 
         folder = checkpoint_path(spec.model)
     spec = replace(spec, guidance_scale=guidance_for(folder, spec.guidance_scale))
-    signal = read_config(folder)["model"].get("signal", {})
-    length = int(signal.get("length", 1000))
+    _, length = checkpoint_signal(folder)  # a damaged rate or window is refused here, before any work
     limits.check_size(spec.size * 12 * length * 2, f"a cohort of {spec.size:,} records", allow_large=allow_large,
                       path=str(out))
     check_output_folder(out, overwrite=force)  # every process: all fail alike instead of waiting on process 0

@@ -49,6 +49,25 @@ def checkpoint_path(name: str) -> Path:
     return folder
 
 
+def checkpoint_signal(folder: str | os.PathLike) -> tuple[float, int]:
+    """``(fs_hz, length)`` of the signals a checkpoint folder's model draws, read from its ``config.json`` without
+    loading the weights. A rate no synth reader or writer takes, or a length below one sample, is refused with a
+    :class:`DataError` naming that config.json, so a damaged export fails before any output is claimed."""
+    from synth import limits
+    from synth.checkpoint import read_config
+
+    path = str(Path(folder) / "config.json")
+    signal = read_config(folder)["model"].get("signal", {})
+    hint = "this export's config is damaged: use the checkpoint as it was saved"
+    fs_hz = limits.check_rate(signal.get("fs_hz", 100.0), path=path,
+                              what="the model's sampling rate (model.signal.fs_hz)", hint=hint)
+    length = signal.get("length", 1000)
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise DataError(f"the model's window (model.signal.length) is {length!r}, not a whole number of samples >= 1",
+                        path=path, hint=hint)
+    return fs_hz, length
+
+
 def load_task_model(checkpoint: str | os.PathLike | None, name: str, *, required_keys: Sequence[str] = ()):
     """Load ``checkpoint`` (default: the shipped ``name``) and check it reads ``required_keys``.
 

@@ -182,3 +182,25 @@ def test_bad_modality_guidance_is_refused_before_any_work(extra, needle, tmp_pat
     assert main(args_for(out, *extra)) == 2
     assert needle in capsys.readouterr().err
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("key", "value", "needle"), [
+    ("fs_hz", 1.0, "the model's sampling rate (model.signal.fs_hz) 1 Hz is outside"),
+    ("length", 0, "model.signal.length) is 0"),
+    ("length", "64", "model.signal.length) is '64'"),
+])
+def test_a_damaged_model_config_is_refused_before_any_work(key, value, needle, tmp_path, tiny_checkpoints, capsys):
+    """A model export whose config.json gives a rate no record can be written at (or no window) is refused naming
+    that file, before any condition is drawn or anything is written (it made a cohort labelled 1 Hz)."""
+    import json
+
+    model = tmp_path / "ck"
+    shutil.copytree(tiny_checkpoints / "report2ecg", model)
+    config = json.loads((model / "config.json").read_text())
+    config["model"]["signal"][key] = value
+    (model / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "c"
+    assert main(args_for(out, f"model={model}")) == 2
+    err = capsys.readouterr().err
+    assert needle in err and str(model / "config.json") in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +24,10 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
     if final.exists() and not overwrite:
         raise OutputExistsError("output already exists", path=final, hint="choose another name or pass --force")
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{''.join(final.suffixes)}", dir=final.parent)
+    owner = f"{_HOST}-{os.getpid()}-"
+    suffix = f".part{''.join(final.suffixes)}"
+    _remove_dead_partials(final, suffix)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.{owner}", suffix=suffix, dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -31,6 +37,32 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+#: This machine's name in temporary names (``.STEM.HOST-PID-RANDOM.part.SUFFIX``), so that a partial file is only
+#: ever judged, and removed, by a process on the machine whose process made it.
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:32] or "host"
+
+
+def _remove_dead_partials(final: Path, suffix: str) -> None:
+    """Remove the temporary files of ``final`` that a killed process of this machine left (SIGKILL skips the
+    cleanup): those whose owner pid no longer runs. A live writer's file is left alone."""
+    pattern = re.compile(rf"\.{re.escape(final.stem)}\.{re.escape(_HOST)}-(\d+)-.*{re.escape(suffix)}")
+    for candidate in final.parent.glob(f".{glob.escape(final.stem)}.*{glob.escape(suffix)}"):
+        match = pattern.fullmatch(candidate.name)
+        if match and not _alive(int(match.group(1))) and candidate.is_file() and not candidate.is_symlink():
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def current_umask() -> int:

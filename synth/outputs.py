@@ -7,8 +7,8 @@ Every output a command writes (a folder, or a unit of files such as an MP4 and i
    run; the operating system releases it when the process ends, even by SIGKILL. A second run for the same output
    fails at once with :class:`OutputLockedError` naming the holder (pid, host, command, start time).
 2. **Replacing (``--force``) only what synth wrote.** A folder qualifies when it holds the marker
-   ``.synth-output.json`` (written last, listing every file and its size) and nothing else than those files,
-   unchanged in size; a file when it carries synth's mark (:func:`file_is_synth_output`: a PNG text chunk, an MP4
+   ``.synth-output.json`` (written last, listing every file with its size and modification time) and nothing else
+   than those files, unchanged in size and modification time; a file when it carries synth's mark (:func:`file_is_synth_output`: a PNG text chunk, an MP4
    comment, a WFDB header comment, an NPZ ``writer`` entry, a CSV first comment line). Never the filesystem root,
    the home folder, the working directory or a folder above it, or a repository root.
 3. **Nothing half-written, nothing piling up.** The work happens in ``.NAME.synth-staging`` beside the output and
@@ -143,8 +143,9 @@ def protected_reason(path: str | os.PathLike) -> str | None:
     return None
 
 
-def _files_in(folder: Path) -> tuple[dict[str, int], list[str]]:
-    """``{relative path: size}`` of the regular files under ``folder`` (marker excluded) and its links/specials."""
+def _files_in(folder: Path) -> tuple[dict[str, tuple[int, int]], list[str]]:
+    """``{relative path: (size, mtime in ns)}`` of the regular files under ``folder`` (marker excluded) and its
+    links/specials."""
     files, odd = {}, []
     for root, dirs, names in os.walk(folder):
         for name in dirs + names:
@@ -153,7 +154,8 @@ def _files_in(folder: Path) -> tuple[dict[str, int], list[str]]:
             if p.is_symlink() or not (p.is_dir() or p.is_file()):
                 odd.append(rel)
             elif p.is_file() and rel != MARKER:
-                files[rel] = p.stat().st_size
+                st = p.stat()
+                files[rel] = (st.st_size, st.st_mtime_ns)
         dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
     return files, odd
 
@@ -170,8 +172,10 @@ def folder_refusal(folder: str | os.PathLike) -> str | None:
     if not marker.is_file():
         return f"synth did not write it (no {MARKER} inside)"
     try:
-        listed = json.loads(marker.read_text(encoding="utf-8"))["files"]
-        listed = {str(k): int(v) for k, v in listed.items()}
+        meta = json.loads(marker.read_text(encoding="utf-8"))
+        listed = {str(k): int(v) for k, v in meta["files"].items()}
+        # Markers written before synth recorded modification times list sizes only: they are checked by size.
+        mtimes = {str(k): int(v) for k, v in meta.get("mtimes_ns", {}).items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return f"its {MARKER} is unreadable"
     files, odd = _files_in(folder)
@@ -181,7 +185,9 @@ def folder_refusal(folder: str | os.PathLike) -> str | None:
     if extra:
         more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
         return f"it holds files synth did not write ({', '.join(extra[:3])}{more})"
-    changed = sorted(k for k in files if files[k] != listed[k])
+    # An edit that keeps a file's size still changes its modification time.
+    changed = sorted(k for k, (size, mtime) in files.items()
+                     if size != listed[k] or (k in mtimes and mtime != mtimes[k]))
     if changed:
         return f"files changed since synth wrote them ({', '.join(changed[:3])})"
     return None
@@ -192,7 +198,8 @@ def write_marker(folder: Path, **extra) -> Path:
     files, _ = _files_in(folder)
     files.pop(STAGING_MARKER, None)
     meta = {"writer": WRITER, "command": command_line(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            **extra, "files": dict(sorted(files.items()))}
+            **extra, "files": {k: size for k, (size, _) in sorted(files.items())},
+            "mtimes_ns": {k: mtime for k, (_, mtime) in sorted(files.items())}}
     tmp = folder / f"{MARKER}.tmp"
     tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
     os.replace(tmp, folder / MARKER)
@@ -334,14 +341,48 @@ def _remove_ours(folder: Path, *markers: str) -> None:
 
 
 # -- staged outputs ----------------------------------------------------------------------------------------------
-def check_output_folder(path: str | os.PathLike, *, overwrite: bool = False) -> None:
+Inputs = Sequence[str | os.PathLike]
+
+
+def check_apart(output: str | os.PathLike, inputs: Inputs) -> None:
+    """Refuse an output that is one of the run's ``inputs``, holds one (``--force`` would replace it with the run's
+    result) or lies inside an input folder (synth never writes into what it reads)."""
+    out = Path(output).expanduser().resolve()
+    for given in inputs:
+        src = Path(given).expanduser().resolve()
+        if src == out or out in src.parents:
+            raise OutputRefusedError(f"it is, or holds, this run's input {given}", path=output,
+                                     hint="write the output somewhere else than the input")
+        if src.is_dir() and src in out.parents:
+            raise OutputRefusedError(f"it lies inside this run's input folder {given}", path=output,
+                                     hint="write the output outside the input folder")
+
+
+_WFDB = (".hea", ".dat")
+
+
+def _check_not_an_input(output: Path, inputs: Inputs) -> None:
+    """Refuse an output file that is one of the run's input files (a WFDB record's ``.hea`` and ``.dat`` alike,
+    whichever of them, or the bare record name, was given)."""
+    out = output.expanduser().resolve()
+    for given in inputs:
+        src = Path(given).expanduser().resolve()
+        same_record = (out.suffix.lower() in _WFDB and src.suffix.lower() in ("", *_WFDB)
+                       and out.with_suffix("") == src.with_suffix(""))
+        if src == out or same_record:
+            raise OutputRefusedError(f"it is this run's input {given}", path=output,
+                                     hint="write the output under another name than the input")
+
+
+def check_output_folder(path: str | os.PathLike, *, overwrite: bool = False, inputs: Inputs = ()) -> None:
     """Refuse, before any work, an output folder that :func:`staged_folder` would refuse (protected, existing
-    without ``overwrite``, or not a synth output)."""
+    without ``overwrite``, not a synth output, or overlapping the run's ``inputs``)."""
     final = Path(path)
     reason = protected_reason(final)
     if reason:
         raise OutputRefusedError(f"synth will not write into it: {reason}", path=final,
                                  hint="give a new folder name for the output")
+    check_apart(final, inputs)
     _refuse_existing(final, overwrite, is_folder=True)
 
 
@@ -363,16 +404,34 @@ def _staging_key(staging: Path) -> str | None:
         return None
 
 
-def _recover_folder(final: Path, staging: Path, old: Path, resume_key: str | None) -> bool:
-    """Undo or finish what a killed run left beside ``final``; True when ``staging`` is kept to be resumed."""
+def _staged_work(staging: Path) -> list[str]:
+    """The files a run wrote into its staging folder (its staging marker aside)."""
+    return sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*")
+                  if p.is_file() and p.name != STAGING_MARKER)
+
+
+def _recover_folder(final: Path, staging: Path, old: Path, resume_key: str | None, overwrite: bool) -> bool:
+    """Undo or finish what a killed run left beside ``final``; True when ``staging`` is kept to be resumed.
+
+    The finished work of a resumable run (its staging carries a resume key) that this run cannot resume, because
+    its settings differ, is only discarded with ``overwrite``: hours of sampling are not lost to a changed option.
+    """
     if old.exists():
         if final.exists():
             _remove_ours(old, MARKER)  # the replacement had finished; only the old copy was left
         else:
             _move(old, final)  # killed between the two renames: the previous output comes back
     if staging.exists():
-        if resume_key is not None and _staging_key(staging) == resume_key and not staging.is_symlink():
+        theirs = None if staging.is_symlink() else _staging_key(staging)
+        if resume_key is not None and theirs == resume_key:
             return True
+        if theirs is not None and not overwrite and (staging / STAGING_MARKER).is_file():
+            work = _staged_work(staging)
+            if work:
+                raise OutputRefusedError(
+                    f"an unfinished run with other settings left {len(work):,} finished file(s) for this output "
+                    f"in {staging.name}", path=final,
+                    hint="rerun that run's exact command to finish it, or pass --force to discard its work")
         _remove_ours(staging, STAGING_MARKER, MARKER)
     return False
 
@@ -380,7 +439,7 @@ def _recover_folder(final: Path, staging: Path, old: Path, resume_key: str | Non
 @contextlib.contextmanager
 def staged_folder(path: str | os.PathLike, *, overwrite: bool = False, resume_key: str | None = None,
                   owned: Callable[[Path], str | None] | None = None, marker: dict | None = None,
-                  mark: bool = True) -> Iterator[Path]:
+                  mark: bool = True, inputs: Inputs = ()) -> Iterator[Path]:
     """Yield a staging folder for the output folder ``path``; on success it replaces ``path`` (see module doc).
 
     Args:
@@ -391,6 +450,7 @@ def staged_folder(path: str | os.PathLike, *, overwrite: bool = False, resume_ke
             checkpoint folders, which carry no marker).
         marker: extra fields for the :data:`MARKER` file.
         mark: write the marker (tools that ship checkpoints into the repository, with their own ``owned``, do not).
+        inputs: what the run reads: an output that is, holds or lies inside one of them is refused.
 
     An exception inside the block leaves ``path`` as it was and removes the staging folder (kept when
     ``resume_key`` is set, so the rerun continues).
@@ -404,26 +464,31 @@ def staged_folder(path: str | os.PathLike, *, overwrite: bool = False, resume_ke
     if reason:
         raise OutputRefusedError(f"synth will not write into it: {reason}", path=final,
                                  hint="give a new folder name for the output")
+    check_apart(final, inputs)
     staging, old = _sibling(final, "staging"), _sibling(final, "old")
     with output_lock(final), _claimed(key, staging):
-        resumed = _recover_folder(final, staging, old, resume_key)  # first: it may bring an output back
+        resumed = _recover_folder(final, staging, old, resume_key, overwrite)  # first: it may bring an output back
         _refuse_existing(final, overwrite, is_folder=True, owned=owned)
         if not resumed:
             _new_staging(staging, resume_key)
         try:
             yield staging
-        except BaseException as err:
-            # Work a resumable run made survives an interruption (kill, Ctrl-C, full disk) for the rerun; a user
-            # error would only recur, and an empty staging folder is no work: neither is left behind.
-            work = any(p.name != STAGING_MARKER for p in staging.iterdir())
-            if resume_key is None or isinstance(err, SynthError) or not work:
+        except BaseException:
+            # Work a resumable run made survives any failure (kill, Ctrl-C, full disk, a bad value met halfway) for
+            # the rerun; a run that cannot resume, or an empty staging folder, leaves nothing behind.
+            if resume_key is None or not _staged_work(staging):
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
+        try:  # changed by hand while we worked? Checked while the staging is still marked as synth's own
+            _refuse_existing(final, overwrite, is_folder=True, owned=owned)
+        except SynthError:
+            if resume_key is None or not _staged_work(staging):
                 shutil.rmtree(staging, ignore_errors=True)
             raise
         if mark:
             write_marker(staging, **(marker or {}))  # before the staging marker goes: one of them is always there
         (staging / STAGING_MARKER).unlink(missing_ok=True)
         os.chmod(staging, 0o777 & ~_umask())
-        _refuse_existing(final, overwrite, is_folder=True, owned=owned)  # changed by hand while we worked?
         if final.exists():
             _move(final, old)
             _move(staging, final)
@@ -438,7 +503,8 @@ def staged_folder(path: str | os.PathLike, *, overwrite: bool = False, resume_ke
 
 
 @contextlib.contextmanager
-def staged_files(paths: Sequence[str | os.PathLike], *, overwrite: bool = False) -> Iterator[Path]:
+def staged_files(paths: Sequence[str | os.PathLike], *, overwrite: bool = False, inputs: Inputs = ()
+                 ) -> Iterator[Path]:
     """Yield a staging folder; write each of ``paths`` into it under its own name (``staging / path.name``). On
     success they move into place as one unit, in the order given: the last is the main file (a WFDB ``.hea`` after
     its ``.dat``, an MP4 after its filmstrip), which names the lock and staging folder.
@@ -452,6 +518,8 @@ def staged_files(paths: Sequence[str | os.PathLike], *, overwrite: bool = False)
     for p in finals:
         if p.is_dir():
             raise OutputRefusedError("is a folder, not a file", path=p, hint="give a file name for the output")
+    for p in finals:
+        _check_not_an_input(p, inputs)
     anchor = finals[-1]
     staging = _sibling(anchor, "staging")
     with contextlib.ExitStack() as locks:

@@ -160,7 +160,7 @@ def _convert_cohort(args: argparse.Namespace, path: Path) -> int:
     from tqdm.auto import tqdm
 
     fs_hz = float(cohort.meta.get("fs_hz", 100.0))
-    with staged_folder(args.output, overwrite=args.force) as stage:
+    with staged_folder(args.output, overwrite=args.force, inputs=[path]) as stage:
         for i in tqdm(chosen, desc=f"cohort to {args.to}", unit="rec", disable=len(chosen) < 100):
             x, cond = cohort[i]
             meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in cond.items() if k != "labels"}
@@ -188,7 +188,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if overlay.fs_hz != record.fs_hz:  # drawn on one time axis: bring the overlay to the record's rate
             overlay = resample_record(overlay, record.fs_hz)
         overlay = overlay.crop(args.start, args.duration)
-    with staged_files([out], overwrite=args.force) as staging:
+    with staged_files([out], overwrite=args.force, inputs=[args.record, *([args.overlay] if args.overlay else [])]
+                      ) as staging:
         plot_record(record, staging / out.name, overlay=overlay, labels=(args.label, args.overlay_label))
     print(f"wrote {out}")
     return 0
@@ -211,7 +212,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     limits.check_size(record.signal.size * _BYTES_PER_SAMPLE[args.to], f"{args.to} output of {record.duration_s:,.0f} s",
                       allow_large=args.allow_large, path=str(out))
     files = output_paths(out, args.to)
-    with staged_files(files, overwrite=args.force) as staging:
+    with staged_files(files, overwrite=args.force, inputs=[args.input]) as staging:
         write_record(record, staging / out.name, args.to, overwrite=True)
     for f in sorted(files):
         print(f"wrote {f}")

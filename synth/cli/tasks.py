@@ -119,7 +119,8 @@ def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | 
             "upsample_steps": getattr(args, "upsample_steps", None), "format": args.format,
             "plot": args.plot, "prefix": prefix}
     key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
-    with staged_folder(args.out, overwrite=args.force, resume_key=key,
+    inputs = [p for p in (getattr(args, "prompts", None), folder, up_folder) if p is not None]
+    with staged_folder(args.out, overwrite=args.force, resume_key=key, inputs=inputs,
                        marker={"checkpoint": str(folder), "checkpoint_sha256": spec["checkpoint"]}) as staging:
         model, _ = load_task_model(folder, name)
         upsampler = None
@@ -160,14 +161,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from synth.data.leads import parse_lead_set
     from synth.outputs import staged_folder
-    from synth.tasks.common import load_task_model
+    from synth.tasks.common import checkpoint_signal, load_task_model
     from synth.tasks.reconstruct import check_leads, reconstruct, write_reconstruction
 
     record = read_input(args, Path(args.input))
     given = check_leads(record, parse_lead_set(args.leads))
     check_memory(record, args.samples, allow_large=args.allow_large)
     folder = _task_folder(args.checkpoint, "reconstruct")
-    with staged_folder(args.out, overwrite=args.force) as staging:
+    checkpoint_signal(folder)  # a damaged rate is refused now, naming the checkpoint, not run at
+    with staged_folder(args.out, overwrite=args.force, inputs=[args.input, folder]) as staging:
         model, folder = load_task_model(folder, "reconstruct", required_keys=("leads", "lead_mask"))
         with _model_named(folder):
             result = reconstruct(model, record, given, num_samples=args.samples, steps=args.steps, seed=args.seed)
@@ -179,7 +181,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 def cmd_ppg2ecg(args: argparse.Namespace) -> int:
     from synth.data.leads import parse_lead_set
     from synth.outputs import staged_folder
-    from synth.tasks.common import load_task_model
+    from synth.tasks.common import checkpoint_signal, load_task_model
     from synth.tasks.ppg2ecg import ppg_to_ecg, read_ppg, write_ppg2ecg
 
     record = read_ppg(args.input, column=args.ppg_column, fs_hz=args.in_fs,
@@ -201,7 +203,11 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
         raise DataError("--template draws one deterministic ECG", hint="drop --samples")
     folder = None if args.template else _task_folder(args.checkpoint, "ppg2ecg")
     twelve_folder = _task_folder(args.reconstruct_checkpoint, "reconstruct") if args.twelve_lead else None
-    with staged_folder(args.out, overwrite=args.force) as staging:
+    for checkpoint in (folder, twelve_folder):  # a damaged rate is refused now, naming the checkpoint
+        if checkpoint is not None:
+            checkpoint_signal(checkpoint)
+    inputs = [p for p in (args.input, folder, twelve_folder) if p is not None]
+    with staged_folder(args.out, overwrite=args.force, inputs=inputs) as staging:
         twelve = None
         if twelve_folder is not None:  # loaded before the work, so a bad checkpoint fails first
             twelve = load_task_model(twelve_folder, "reconstruct", required_keys=("leads", "lead_mask"))

@@ -35,6 +35,31 @@ def _float(text: str) -> float:
     return float(text) if text not in ("", None) else float("nan")
 
 
+#: Columns every manifest row needs to be read back.
+COLUMNS = ("record", "shard", "row", "labels", "report", "age", "sex", "hr")
+
+
+def _check_rows(rows: list[dict], src: Path) -> None:
+    """Refuse a manifest that does not read back: a missing column, a shard or row that is not a whole number
+    >= 0, or a record name that is not a plain file name (it names the files ``synth data convert`` writes, which
+    must stay inside the output folder)."""
+    if rows:
+        missing = [c for c in COLUMNS if c not in rows[0]]
+        if missing:
+            raise DataError(f"manifest has no column {', '.join(missing)}", path=src,
+                            hint="a synth cohort manifest was edited or is damaged; make the cohort again")
+    for line, r in enumerate(rows, start=2):
+        for col in ("shard", "row"):
+            value = r[col]
+            if not (value or "").isdigit():
+                raise DataError(f"line {line}: {col} {value!r} is not a whole number >= 0", path=src,
+                                hint="a synth cohort manifest was edited or is damaged; make the cohort again")
+        name = r["record"] or ""
+        if name in ("", ".", "..") or any(ch in name for ch in "/\\\0") or name != name.strip():
+            raise DataError(f"line {line}: record {name!r} is not a plain file name", path=src,
+                            hint="a synth cohort manifest was edited or is damaged; make the cohort again")
+
+
 class Cohort(Dataset):
     """A finished cohort folder (``check=False`` also opens one still being made, e.g. to summarise it)."""
 
@@ -51,7 +76,9 @@ class Cohort(Dataset):
         self.rows: list[dict[str, str]] = []
         for src in sources:
             with open(src, encoding="utf-8", newline="") as fh:
-                self.rows += list(csv.DictReader(fh))
+                rows = list(csv.DictReader(fh))
+            _check_rows(rows, src)
+            self.rows += rows
         if check:
             meta = self.meta
             if int(meta.get("records", -1)) != len(self.rows):

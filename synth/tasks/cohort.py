@@ -61,6 +61,16 @@ class LabelMix:
     given: bool = True
 
 
+#: The values a condition may take (synth.limits), which bound a normal draw whose low / high is not given.
+def _value_ranges() -> dict[str, tuple[float, float]]:
+    from synth.limits import AGE_RANGE, HEART_RATE_RANGE
+
+    return {"age": AGE_RANGE, "heart_rate": HEART_RATE_RANGE}
+
+
+VALUE_RANGES = _value_ranges()
+
+
 @dataclass
 class Distribution:
     """``from: train`` (the drawn training record's value), ``none`` (not given), or ``normal`` with ``mean``,
@@ -132,6 +142,11 @@ class CohortSpec:
             d = getattr(self, name)
             if d.source == "normal" and not (d.std > 0 and (d.low is None or d.high is None or d.low < d.high)):
                 raise ValueError(f"{name}: normal needs std > 0 and low < high")
+            if d.source == "normal":  # checked now, not met halfway through the sampling
+                lo, hi = VALUE_RANGES[name]
+                for key in ("mean", "low", "high"):
+                    if getattr(d, key) is not None:
+                        check_range(f"{name}.{key}", getattr(d, key), lo, hi)
             if d.source == "share":
                 raise ValueError(f"{name}: share is for sex only")
         if self.sex.source == "normal" or not 0 <= self.sex.female <= 1:
@@ -244,11 +259,11 @@ class ConditionSource:
                     spec.reports, self.lines[i % len(self.lines)] if self.lines else None)
                 cond["report"] = report or None
             if "age" in self.keys:
-                cond["age"] = _value(spec.age, self.age[k], rng)
+                cond["age"] = _value(spec.age, self.age[k], rng, "age")
             if "sex" in self.keys:
                 cond["sex"] = _sex(spec.sex, self.sex[k], rng)
             if "heart_rate" in self.keys:
-                cond["hr"] = _value(spec.heart_rate, None if self.hr is None else self.hr[k], rng)
+                cond["hr"] = _value(spec.heart_rate, None if self.hr is None else self.hr[k], rng, "heart_rate")
             out.append(cond)
         return out
 
@@ -293,13 +308,18 @@ def _report_lines(spec: CohortSpec) -> list[str]:
     return lines
 
 
-def _value(dist: Distribution, train_value, rng) -> float | None:
+def _value(dist: Distribution, train_value, rng, name: str) -> float | None:
+    """One record's age or heart rate (``name``); a normal draw is clipped to [low, high], each defaulting to the
+    end of the range a condition may take (:data:`VALUE_RANGES`)."""
     if dist.source == "none":
         return None
     if dist.source == "train":
         v = None if train_value is None else float(train_value)
         return None if v is None or not math.isfinite(v) else round(v, 1)
-    return round(float(np.clip(rng.normal(dist.mean, dist.std), dist.low, dist.high)), 1)  # None: unbounded
+    lo, hi = VALUE_RANGES[name]
+    low = lo if dist.low is None else dist.low
+    high = hi if dist.high is None else dist.high
+    return round(float(np.clip(rng.normal(dist.mean, dist.std), low, high)), 1)
 
 
 def _sex(dist: Distribution, train_value, rng) -> str | None:
@@ -402,10 +422,11 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def finish(folder: Path, spec: CohortSpec, *, model_path: str, model_sha256: str, data_root: Path,
+def finish(folder: Path, spec: CohortSpec, *, model_path: str, model_sha256: str, data_root: Path, fs_hz: float,
            seconds: float, made: int, modality_guidance: str = "") -> None:
     """Join the shard manifests into ``manifest.csv`` and write ``cohort.json`` and ``card.md``
-    (``modality_guidance``: the per-modality guidance sampled with, ``name=w,...``)."""
+    (``fs_hz``: the model's rate, at which the records are stored; ``modality_guidance``: the per-modality guidance
+    sampled with, ``name=w,...``)."""
     import torch
 
     from synth import __version__
@@ -418,6 +439,7 @@ def finish(folder: Path, spec: CohortSpec, *, model_path: str, model_sha256: str
     from synth.data.cohort import Cohort
 
     summary = Cohort(folder, check=False).summary()
+    summary["fs_hz"] = float(fs_hz)  # the folder has no cohort.json yet to read it from
     meta = {"writer": f"synth {__version__}", "spec": asdict(spec), "model": model_path, "model_sha256": model_sha256,
             "modality_guidance": modality_guidance, "data": str(data_root), "records": spec.size, "shards": spec.shards, "format": "int16 µV npy",
             "microvolts_per_step": MICROVOLTS_PER_STEP, "fs_hz": summary["fs_hz"], "samples": summary["samples"],
@@ -484,14 +506,16 @@ def build_cohort(spec: CohortSpec, out: str | os.PathLike, *, force: bool = Fals
 
         folder = checkpoint_path(spec.model)
     spec = replace(spec, guidance_scale=guidance_for(folder, spec.guidance_scale))
-    _, length = checkpoint_signal(folder)  # a damaged rate or window is refused here, before any work
+    fs_hz, length = checkpoint_signal(folder)  # a damaged rate or window is refused here, before any work
     limits.check_size(spec.size * 12 * length * 2, f"a cohort of {spec.size:,} records", allow_large=allow_large,
                       path=str(out))
-    check_output_folder(out, overwrite=force)  # every process: all fail alike instead of waiting on process 0
+    data_root = _data_root(spec)
+    inputs = [folder, data_root] + ([spec.reports[len("file:"):]] if spec.reports.startswith("file:") else [])
+    # every process: all fail alike instead of waiting on process 0
+    check_output_folder(out, overwrite=force, inputs=inputs)
     keys, classes = condition_spec(folder)
     check_modality_guidance(folder, spec.modality_guidance, [spec_keys(spec)], option="modality_guidance")
     model_sha = checkpoint_digest(folder)
-    data_root = _data_root(spec)
     key = spec_key(spec, model_sha, data_root)
     source = ConditionSource(spec, classes or [], keys, progress=progress and rank == 0)
     model, _ = load_task_model(folder, "report2ecg")
@@ -515,7 +539,7 @@ def build_cohort(spec: CohortSpec, out: str | os.PathLike, *, force: bool = Fals
         return made
 
     if rank == 0:
-        with staged_folder(out, overwrite=force, resume_key=key,
+        with staged_folder(out, overwrite=force, resume_key=key, inputs=inputs,
                            marker={"model_sha256": model_sha, "records": spec.size}) as stage:
             assert stage == staging
             pending = sum(len(spec.shard_range(s)) for s in range(spec.shards) if not shard_done(staging, s))
@@ -526,7 +550,7 @@ def build_cohort(spec: CohortSpec, out: str | os.PathLike, *, force: bool = Fals
             if missing:
                 raise DataError(f"shards {missing[:5]} are missing after every process finished",
                                 hint="run the same command again to make them")
-            finish(staging, spec, model_path=str(folder), model_sha256=model_sha, data_root=data_root,
+            finish(staging, spec, model_path=str(folder), model_sha256=model_sha, data_root=data_root, fs_hz=fs_hz,
                    seconds=time.perf_counter() - started, made=pending,
                    modality_guidance=describe_modality_guidance(model, spec.modality_guidance))
         return json.loads((Path(out) / "cohort.json").read_text(encoding="utf-8"))

@@ -20,7 +20,7 @@ import pytest
 from synth.cli import main
 from synth.data.record import Record
 from synth.data.writers import write_record
-from synth.errors import OutputExistsError
+from synth.errors import DataError, OutputExistsError
 from synth.outputs import (
     COMMIT,
     MARKER,
@@ -210,9 +210,47 @@ def test_staging_with_the_same_resume_key_is_handed_back(tmp_path):
     with pytest.raises(KeyboardInterrupt), staged_folder(tmp_path / "b", resume_key="k1") as stage:
         (stage / "chunk0").write_text("done")
         raise KeyboardInterrupt
-    with staged_folder(tmp_path / "b", resume_key="other settings") as stage:
+    # Other settings cannot resume it: its finished work is refused to be lost, and discarded only with --force.
+    with pytest.raises(OutputRefusedError, match="other settings left 1 finished file"), \
+            staged_folder(tmp_path / "b", resume_key="other settings"):
+        pass
+    assert (tmp_path / ".b.synth-staging" / "chunk0").read_text() == "done"
+    with staged_folder(tmp_path / "b", resume_key="other settings", overwrite=True) as stage:
         assert list(stage.iterdir()) == [stage / STAGING_MARKER]  # not reused
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "out"]
+
+
+def test_a_resumable_run_keeps_its_work_when_it_fails_halfway(tmp_path):
+    """A bad value met halfway (a SynthError) does not throw away what a resumable run finished."""
+    with pytest.raises(DataError), staged_folder(tmp_path / "out", resume_key="k1") as stage:
+        (stage / "chunk0").write_text("done")
+        raise DataError("a value out of range in the third shard")
+    with staged_folder(tmp_path / "out", resume_key="k1") as stage:
+        assert (stage / "chunk0").read_text() == "done"
+    with pytest.raises(DataError), staged_folder(tmp_path / "plain") as stage:  # nothing to resume: nothing left
+        (stage / "chunk0").write_text("done")
+        raise DataError("bad")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_force_refuses_a_folder_edited_without_changing_sizes(tmp_path):
+    out = synth_folder(tmp_path / "out", {"leads.csv": "I,False\n"})
+    time.sleep(0.01)
+    (out / "leads.csv").write_text("I,Fixed\n")  # the same number of bytes
+    with pytest.raises(OutputRefusedError, match="files changed since synth wrote them"), \
+            staged_folder(out, overwrite=True):
+        pass
+    assert (out / "leads.csv").read_text() == "I,Fixed\n"
+
+
+def test_a_marker_without_modification_times_is_checked_by_size(tmp_path):
+    """Outputs written before synth recorded modification times can still be replaced."""
+    out = synth_folder(tmp_path / "out", {"a.txt": "1"})
+    meta = json.loads((out / MARKER).read_text())
+    del meta["mtimes_ns"]
+    (out / MARKER).write_text(json.dumps(meta))
+    os.utime(out / "a.txt", ns=(0, 0))
+    assert folder_refusal(out) is None
 
 
 def test_a_folder_we_did_not_make_is_not_taken_for_staging(tmp_path):

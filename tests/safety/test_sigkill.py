@@ -77,10 +77,17 @@ def test_killed_generate_resumes_and_writes_what_an_uninterrupted_run_writes(tmp
     assert leftovers(tmp_path) == []
 
 
-def test_killed_generate_with_other_settings_starts_afresh(tmp_path, capsys, use_tiny_checkpoints):
+def test_killed_generate_with_other_settings_keeps_its_work_until_force(tmp_path, capsys, use_tiny_checkpoints):
+    """A rerun with other settings cannot resume the killed run: it is refused (the work is kept) unless --force,
+    which starts afresh."""
     args = ["generate", "--n", 4, "--batch-size", 2, "--plot", 0, "--out", tmp_path / "gen"]
     kill_at(tmp_path, "synth.tasks.generate:sample_batch", 2, args, use_tiny_checkpoints)
-    code, out, _ = rerun([*args, "--seed", 1], capsys)
+    staging = tmp_path / ".gen.synth-staging"
+    kept = sorted(p.name for p in staging.iterdir())
+    code, _, err = rerun([*args, "--seed", 1], capsys)
+    assert code == 2 and "an unfinished run with other settings left" in err and "--force" in err, err
+    assert sorted(p.name for p in staging.iterdir()) == kept
+    code, out, _ = rerun([*args, "--seed", 1, "--force"], capsys)
     assert code == 0 and "resuming" not in out
     assert len(list((tmp_path / "gen").glob("ecg_*.dat"))) == 4 and leftovers(tmp_path) == []
 

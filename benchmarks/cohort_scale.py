@@ -14,6 +14,9 @@ it).
 
 `--parts throughput` or `--parts scale` (memory and resume) runs one half and keeps the other half's figures from
 an existing `--out` file: the speed figures need an otherwise idle machine, the rest does not.
+
+The cohorts are made in `--work`, staged beside it and marked as this script's scratch (synth.outputs): a rerun
+replaces a scratch folder this script made, unchanged, and refuses any other folder before any run starts.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import csv
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +34,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "configs" / "cohort" / "default.yaml"
+#: Recorded in the marker of the scratch folder: the only folders ``--work`` may replace are this script's own.
+MADE_BY = "benchmarks/cohort_scale.py"
 
 
 def _cohort_cmd(out: Path, size: int, steps: int | None, extra: list[str] = (), shard_size: int = 1000) -> list[str]:
@@ -62,9 +66,25 @@ def _checksums(folder: Path) -> list[str]:
         return [r["sha256"] for r in csv.DictReader(fh)]
 
 
-def main() -> None:
+def scratch_refusal(folder: Path) -> str | None:
+    """Why ``folder`` may not be replaced as the scratch folder (None when it is one this script made, unchanged):
+    it is removed and remade, so a folder given by mistake (``.``, a data folder) must never qualify."""
+    from synth.outputs import MARKER, folder_refusal
+
+    reason = folder_refusal(folder)
+    if reason:
+        return reason
+    try:
+        made_by = json.loads((folder / MARKER).read_text(encoding="utf-8")).get("made_by")
+    except (OSError, ValueError, AttributeError):
+        made_by = None
+    return None if made_by == MADE_BY else f"it is a synth output, but not a scratch folder of {MADE_BY}"
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--work", default="runs/cohort_scale", help="scratch folder (removed and remade)")
+    ap.add_argument("--work", default="runs/cohort_scale",
+                    help="scratch folder, replaced when it is one this script made (any other folder is refused)")
     ap.add_argument("--size", type=int, default=20000)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000], help="also measured for memory")
     ap.add_argument("--kills", type=int, default=5)
@@ -75,10 +95,26 @@ def main() -> None:
                     help="shards of the speed cohort (processes split shards, so several per process)")
     ap.add_argument("--parts", nargs="+", choices=("throughput", "scale"), default=["throughput", "scale"])
     ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    from synth.errors import SynthError
+    from synth.outputs import OutputRefusedError, staged_folder
+
     work = REPO / args.work
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    try:
+        reason = scratch_refusal(work) if work.exists() or work.is_symlink() else None
+        if reason:  # before any run; staged_folder checks again when it replaces the folder
+            raise OutputRefusedError(f"will not remove it to use as the scratch folder: {reason}", path=work,
+                                     hint="give --work a new folder, or one this script made")
+        with staged_folder(work, overwrite=True, owned=scratch_refusal, marker={"made_by": MADE_BY}) as stage:
+            _measure(stage, args)
+    except SynthError as err:
+        print(f"{Path(__file__).name}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _measure(work: Path, args) -> None:
+    """Every run of the benchmark, in the (staged) scratch folder ``work``, and the ``--out`` file."""
     out = Path(args.out)
     result: dict = json.loads(out.read_text()) if out.is_file() else {}
     result.update({"machine": f"{os.cpu_count()} CPU cores, one thread per process", "steps_large": args.steps})
@@ -151,4 +187,4 @@ def _scale(work: Path, args) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

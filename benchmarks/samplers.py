@@ -5,7 +5,10 @@ rectified-flow Euler 8 (flow backbone) use the same U-Net, built from the same s
 Weights are untrained: only time and memory are measured here, not quality. Each sampler runs in its own process
 so that its peak memory is its own (peak RSS on CPU; peak allocated memory on CUDA).
 
-    python benchmarks/samplers.py [--device cpu|cuda] [--n 64] [--out benchmarks/results/samplers.json]
+    python benchmarks/samplers.py [--device cpu|cuda] [--n 64] [--out benchmarks/results/samplers.json [--force]]
+
+``--out`` is a new file (checked before any sampler runs), or with ``--force`` one this script wrote; it lands by a
+rename.
 """
 
 from __future__ import annotations
@@ -67,16 +70,36 @@ def run_one(label: str, n: int, device: str) -> dict:
             "params": sum(p.numel() for p in model.parameters())}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--n", type=int, default=64)
-    parser.add_argument("--out", default=None, help="also write the results as JSON here")
+    parser.add_argument("--out", default=None, help="also write the results as JSON here (a new file)")
+    parser.add_argument("--force", action="store_true", help="replace an --out file this script wrote (nothing else)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run a single sampler in this process
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(run_one(args.one, args.n, args.device)))
-        return
+        return 0
+    # The JSON outputs of the evaluation commands: a new file, or with --force one synth wrote; by a rename.
+    from evaluation.classifier import check_json_out, write_json_out
+    from synth.errors import SynthError
+
+    try:
+        if args.out:
+            check_json_out(args.out, force=args.force)  # before the minutes of sampling
+        results, hardware = _measure(args)
+        if args.out:
+            write_json_out(args.out, {"device": args.device, "hardware": hardware, "n": args.n, "results": results},
+                           force=args.force)
+    except SynthError as err:
+        print(f"{Path(__file__).name}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _measure(args: argparse.Namespace) -> tuple[list[dict], str]:
+    """Each sampler in its own process, with a table of the results; the results and the hardware."""
     hardware = torch.cuda.get_device_name() if args.device == "cuda" else (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")
     print(f"{args.n} ECGs of 12 x 1000 on {args.device} ({hardware})")
@@ -96,11 +119,8 @@ def main() -> None:
         nfe = r["steps"]
         print(f"| {r['label']} | {nfe} | {r['seconds']:.2f} | {r['ecg_per_s']:.2f} | {base / r['seconds']:.0f}x "
               f"| {r['peak_mib']:.0f} |")
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"device": args.device, "hardware": hardware, "n": args.n,
-                                              "results": results}, indent=2))
+    return results, hardware
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -18,6 +18,9 @@ Retraining (one recipe = one YAML; the same command runs under Accelerate on sev
         configs/classifier/ptbxl_superclass.yaml out_dir=runs/clf train.data.root=/data/ptb-xl-1.0.3
     python -m evaluation.classifier evaluate runs/clf/best --split test --out runs/clf/test_metrics.json
 
+``--out`` never replaces a file: an existing one is refused before any work, and with ``--force`` only a result
+this command wrote (its ``writer`` entry is synth's mark) is replaced; the file lands by a rename.
+
 A checkpoint is a folder ``config.json`` + ``model.safetensors`` (:func:`synth.checkpoint.save_pretrained`), whose
 config names the leads, rate, classes and architecture, so :func:`load_classifier` needs nothing else. Any other
 extractor plugs in through :func:`load_feature_extractor` (``module:factory`` or ``file.py:factory``) as long as
@@ -48,7 +51,7 @@ from evaluation.utility import macro_auroc, macro_auroc_ci, per_class_auroc
 from synth.checkpoint import CheckpointError, load_weights, read_config, save_pretrained
 from synth.data.leads import parse_lead_set
 from synth.data.ptbxl import SUPERCLASSES
-from synth.errors import DataError, MissingFileError
+from synth.errors import DataError, MissingFileError, OutputExistsError, SynthError
 
 KIND = "ecg_classifier"
 
@@ -407,6 +410,50 @@ def evaluate(checkpoint: str | os.PathLike, *, root: str | os.PathLike, split: s
     return {"split": split, **score_split(model, signals, labels, n_boot=n_boot, seed=seed)}
 
 
+def json_out_refusal(path: str | os.PathLike) -> str | None:
+    """Why ``--force`` may not replace the file ``path`` (None when it is a JSON result synth wrote: an object whose
+    ``writer`` is synth's mark, as :func:`write_json_out` writes it). JSON has no other mark to tell synth's from
+    the user's."""
+    from synth.outputs import is_mark, protected_reason
+
+    p = Path(path)
+    reason = protected_reason(p)
+    if reason:
+        return reason
+    if p.is_symlink() or not p.is_file():
+        return "it is not a file synth wrote"
+    try:
+        writer = json.loads(p.read_text(encoding="utf-8")).get("writer", "")
+    except (OSError, ValueError, AttributeError):
+        writer = ""
+    return None if is_mark(str(writer)) else 'synth did not write it (no "writer": "synth X.Y.Z" entry)'
+
+
+def check_json_out(path: str | os.PathLike, *, force: bool = False) -> None:
+    """Refuse, before any work, a JSON output ``path`` that exists, unless ``force`` and synth wrote it."""
+    from synth.outputs import OutputRefusedError
+
+    p = Path(path)
+    if not (p.exists() or p.is_symlink()):
+        return
+    if not force:
+        raise OutputExistsError("output already exists", path=p, hint="choose another name or pass --force")
+    reason = json_out_refusal(p)
+    if reason:
+        raise OutputRefusedError(f"--force will not replace it: {reason}", path=p,
+                                 hint="choose another output, or move it away yourself if you mean to lose it")
+
+
+def write_json_out(path: str | os.PathLike, result: dict[str, Any], *, force: bool = False) -> Path:
+    """Write ``result`` with synth's mark to ``path`` by a rename (checked again: a file put there by hand while
+    the command worked is not replaced either)."""
+    from synth.io_utils import atomic_write_text
+    from synth.outputs import WRITER
+
+    check_json_out(path, force=force)
+    return atomic_write_text(path, json.dumps({"writer": WRITER, **result}, indent=2))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evaluation.classifier", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -419,16 +466,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--split", choices=("train", "val", "test"), default="val")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--n-boot", type=int, default=1000)
-    p.add_argument("--out", default=None, help="write the result as JSON here")
+    p.add_argument("--out", default=None, help="write the result as JSON here (a new file)")
+    p.add_argument("--force", action="store_true", help="replace an --out file this command wrote (nothing else)")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except SynthError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "train":
         print(train(args.config, args.overrides))
         return 0
-    result = evaluate(args.checkpoint, root=args.root, split=args.split, cache_dir=args.cache_dir, n_boot=args.n_boot)
-    text = json.dumps(result, indent=2)
     if args.out:
-        Path(args.out).write_text(text)
-    print(text)
+        check_json_out(args.out, force=args.force)  # before the data and the model load
+    result = evaluate(args.checkpoint, root=args.root, split=args.split, cache_dir=args.cache_dir, n_boot=args.n_boot)
+    if args.out:
+        write_json_out(args.out, result, force=args.force)
+    print(json.dumps(result, indent=2))
     return 0
 
 

@@ -14,6 +14,10 @@ come back. Choose between the returned export and the shipped one on fold 9 here
 (``synth bench fidelity --split val``), before shipping it with tools/ship_checkpoint.py.
 
 Runs on a CPU too (``--device cpu --minutes 1``), which is how it is checked before a lease.
+
+The training run itself works in a new temporary folder that is removed afterwards, so no folder that was there
+before is ever deleted; ``$OUT/model`` and ``$OUT/train_log.csv`` must not exist yet (checked before any work) and
+land by renames.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,10 +55,42 @@ class BundleWindows:
                            "sex": np.float32(self.sex[i]), "heart_rate": np.float32(self.hr[i])}
 
 
-def main() -> None:
+def check_out(out: Path) -> None:
+    """Refuse, before the bundle or the model loads, an ``--out`` that already holds what this script writes: the
+    export and the log land there by renames, never over a file that was there."""
+    from synth.errors import OutputExistsError
+
+    for path in (out / "model", out / "train_log.csv"):
+        if path.exists() or path.is_symlink():
+            raise OutputExistsError("already exists", path=path, hint="choose an --out folder without it")
+
+
+def check_bundle(bundle: Path) -> None:
+    """Refuse, before torch and the model load, a ``--bundle`` that is not one tools/device_bundle.py packed."""
+    from synth.errors import MissingFileError
+
+    for name in ("meta.npz", "texts.npz", "train.xz", "val.xz"):
+        if not (bundle / name).is_file():
+            raise MissingFileError(f"not a device bundle (no {name})", path=bundle,
+                                   hint="pack one with tools/device_bundle.py, or pass --bundle")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from synth.errors import SynthError
+
+    try:
+        _train(argv)
+    except SynthError as err:
+        print(f"{Path(__file__).name}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _train(argv: list[str] | None) -> None:
     import torch
 
     from synth.checkpoint import load_pretrained, save_pretrained
+    from synth.io_utils import atomic_path
     from synth.training.config import TrainConfig
     from synth.training.trainer import Trainer
     from tools.device_bundle import unpack_signals
@@ -66,9 +103,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=4e-4)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     started = time.time()
+    out = Path(args.out)
+    check_out(out)
     bundle = Path(args.bundle)
+    check_bundle(bundle)
     meta = np.load(bundle / "meta.npz")
     texts_npz = np.load(bundle / "texts.npz")
     texts = [str(t) for t in texts_npz["texts"]]
@@ -77,33 +117,33 @@ def main() -> None:
     model = load_pretrained(args.init)
     model.conditioning.adapters["report"].preload(texts, torch.from_numpy(texts_npz["embeddings"].astype(np.float32)))
     cuda = args.device == "cuda" and torch.cuda.is_available()
-    work = Path("/tmp/device_run") if cuda else Path(args.out) / "run"
-    shutil.rmtree(work, ignore_errors=True)
-    cfg = TrainConfig(model="", out_dir=str(work), steps=1_000_000, batch_size=args.batch_size, lr=args.lr,
-                      min_lr_ratio=1.0, warmup_steps=100, ema_decay=0.999,
-                      mixed_precision="bf16" if cuda else "no", log_every=50, val_every=0, sample_every=0,
-                      ckpt_every=1_000_000, keep_last=1, num_workers=4 if cuda else 0, progress=True)
-    trainer = Trainer(model, cfg, train, val)
-    # Time the first steps, then train to the step the remaining minutes allow (a checkpoint is saved there).
-    probe = 30
-    t0 = time.time()
-    trainer.fit(stop_at_step=probe)
-    per_step = (time.time() - t0) / probe
-    budget = args.minutes * 60 - (time.time() - started) - 30  # leave time to validate and export
-    target = probe + max(0, int(budget / per_step))
-    print(f"{per_step * 1000:.0f} ms/step at batch {args.batch_size}: training to step {target}", flush=True)
-    export = trainer.fit(stop_at_step=target)
-    val_loss = trainer.validate()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    shipped = load_pretrained(export)
-    for p in shipped.parameters():
-        p.data = p.data.half().float()  # what ships: float16 weights
-    save_pretrained(shipped, out / "model", overwrite=True)
-    if (work / "train_log.csv").exists():
-        shutil.copy(work / "train_log.csv", out / "train_log.csv")
+    with tempfile.TemporaryDirectory(prefix="device_run-") as scratch:  # made here: removed with all it holds
+        work = Path(scratch) / "run"
+        cfg = TrainConfig(model="", out_dir=str(work), steps=1_000_000, batch_size=args.batch_size, lr=args.lr,
+                          min_lr_ratio=1.0, warmup_steps=100, ema_decay=0.999,
+                          mixed_precision="bf16" if cuda else "no", log_every=50, val_every=0, sample_every=0,
+                          ckpt_every=1_000_000, keep_last=1, num_workers=4 if cuda else 0, progress=True)
+        trainer = Trainer(model, cfg, train, val)
+        # Time the first steps, then train to the step the remaining minutes allow (a checkpoint is saved there).
+        probe = 30
+        t0 = time.time()
+        trainer.fit(stop_at_step=probe)
+        per_step = (time.time() - t0) / probe
+        budget = args.minutes * 60 - (time.time() - started) - 30  # leave time to validate and export
+        target = probe + max(0, int(budget / per_step))
+        print(f"{per_step * 1000:.0f} ms/step at batch {args.batch_size}: training to step {target}", flush=True)
+        export = trainer.fit(stop_at_step=target)
+        val_loss = trainer.validate()
+        shipped = load_pretrained(export)
+        for p in shipped.parameters():
+            p.data = p.data.half().float()  # what ships: float16 weights
+        check_out(out)  # what appeared there while we trained is not replaced either
+        save_pretrained(shipped, out / "model")  # staged beside and renamed
+        if (work / "train_log.csv").exists():
+            with atomic_path(out / "train_log.csv", overwrite=False) as tmp:
+                shutil.copyfile(work / "train_log.csv", tmp)
     print(f"steps {trainer.step}, fold-9 loss {val_loss:.4f}, {time.time() - started:.0f} s; export in {out / 'model'}")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

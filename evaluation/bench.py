@@ -74,6 +74,7 @@ def parse_generator(text: str, *, allowed: Sequence[str]) -> GeneratorSpec:
         if not folder.is_dir():
             raise DataError("records:DIR names no folder", path=folder,
                             hint="a folder of WFDB/NPZ/NPY/CSV records, or a synth cohort")
+        _check_readable(folder)
         return GeneratorSpec(text, records=folder)
     if text.startswith("baseline:"):
         name = text.split(":", 1)[1]
@@ -87,6 +88,58 @@ def parse_generator(text: str, *, allowed: Sequence[str]) -> GeneratorSpec:
         raise DataError("generator is neither baseline:NAME nor an exported model folder (config.json missing)",
                         path=path, hint=f"use baseline:{'|baseline:'.join(allowed)} or a folder from `synth train`")
     return GeneratorSpec(text, path=path)
+
+
+def _check_readable(folder: Path) -> None:
+    """Refuse a ``records:DIR`` whose listing cannot be read (before any work, not when its turn comes)."""
+    try:
+        with os.scandir(folder) as entries:
+            next(entries, None)
+    except OSError as err:
+        raise DataError(f"records:DIR cannot be read ({err.strerror or err})", path=folder,
+                        hint="give a folder you can read") from None
+
+
+def check_out_apart(out_dir: str | os.PathLike, inputs: Sequence[tuple[str, str | os.PathLike | None]]) -> None:
+    """Refuse, before any work, an output folder that is, lies inside or contains one of the ``inputs``
+    (``(option, folder)``; None skipped): synth never writes into a folder it reads, and ``--force`` would replace
+    the input with the report."""
+    from synth.outputs import check_apart
+
+    check_apart(out_dir, inputs)
+
+
+def generator_inputs(specs: Sequence[GeneratorSpec]) -> list[tuple[str, Path]]:
+    """``(what, folder)`` of every folder the generators read (checkpoints, ``records:DIR``)."""
+    return [("--generator", spec.records if spec.records is not None else spec.path)
+            for spec in specs if spec.records is not None or spec.path is not None]
+
+
+def _check_records(folder: Path, n: int) -> None:
+    """Refuse a ``records:DIR`` with fewer than ``n`` records, counted from its listing (or its cohort's manifest),
+    before any data loads: :func:`evaluation.baselines.records_baseline` reads them only when the generator's turn
+    comes."""
+    from synth.data.cohort import is_cohort
+
+    if is_cohort(folder):
+        from evaluation.utility_bench import open_cohort
+
+        count = len(open_cohort(folder, shape=None))
+    else:
+        count = sum(1 for p in folder.iterdir() if p.suffix.lower() in (".hea", ".npz", ".npy", ".csv")
+                    and p.name not in ("conditions.csv", "metadata.csv") and not p.name.startswith("."))
+    if count < n:
+        raise DataError(f"records:DIR holds {count} record(s); {n} are scored", path=folder,
+                        hint=f"give at least --n {n} records (.hea, .npz, .npy, .csv), or a smaller --n")
+
+
+def check_inputs(generators: Sequence[str], out_dir: str | os.PathLike, data_root: str | os.PathLike | None, *,
+                 allowed: Sequence[str]) -> list[GeneratorSpec]:
+    """What the command line alone tells, before the output is claimed: the generators parse, ``records:DIR``
+    folders exist and can be read, and ``out_dir`` keeps clear of every folder the bench reads."""
+    specs = _parse_generators(generators, allowed)
+    check_out_apart(out_dir, [("--data", data_root), *generator_inputs(specs)])
+    return specs
 
 
 def _generator_seed(seed: int, spec: GeneratorSpec) -> int:
@@ -243,6 +296,10 @@ def _requested_hr(cond: Conditions) -> np.ndarray:
     return np.clip(np.where(np.isfinite(hr), hr, fill), 30.0, 200.0)
 
 
+#: The conditions bench fidelity gives a checkpoint (from the real records).
+_FIDELITY_KEYS = {"labels", "age", "sex", "heart_rate", "report"}
+
+
 def _checkpoint_condition(model, cond: Conditions, rows: slice):
     """The ``cond`` dict a checkpoint accepts, from the real records' conditions (only the keys it reads)."""
     import torch
@@ -265,11 +322,49 @@ def _checkpoint_condition(model, cond: Conditions, rows: slice):
         out["heart_rate"] = torch.tensor(_requested_hr(cond)[rows], dtype=torch.float32)
     if "report" in keys:
         out["report"] = cond.report[rows]
-    unsupported = keys - {"labels", "age", "sex", "heart_rate", "report"}
+    unsupported = keys - _FIDELITY_KEYS
     if unsupported and not out:
         raise DataError(f"this model is conditioned on {sorted(keys)}; bench fidelity provides report, labels, age, "
                         "sex and heart_rate", hint="use synth bench reconstruct for lead-conditioned models")
     return out
+
+
+def _check_fidelity_conditions(model, spec: GeneratorSpec) -> None:
+    """Refuse a checkpoint the bench cannot condition (what :func:`_checkpoint_condition` needs), from its adapters
+    alone, before any data loads."""
+    from synth.conditioning.labels import LabelsAdapter
+
+    keys = set(model.conditioning.keys)
+    if "labels" in keys:
+        adapter = next((a for a in model.conditioning.adapters.values() if isinstance(a, LabelsAdapter)), None)
+        if adapter is None or adapter.classes is None:
+            raise DataError("the model's labels adapter names no classes: cannot map PTB-XL labels to it",
+                            path=spec.path)
+    if keys - _FIDELITY_KEYS and not keys & _FIDELITY_KEYS:
+        raise DataError(f"this model is conditioned on {sorted(keys)}; bench fidelity provides report, labels, age, "
+                        "sex and heart_rate", path=spec.path,
+                        hint="use synth bench reconstruct for lead-conditioned models")
+
+
+def _check_reconstruct_conditions(model, spec: GeneratorSpec) -> None:
+    keys = set(model.conditioning.keys)
+    if not {"leads", "lead_mask"} <= keys:
+        raise DataError(f"this model is conditioned on {sorted(keys)}, not on given leads", path=spec.path,
+                        hint="reconstruction needs a model with the leads adapter")
+
+
+def _load_models(specs: Sequence[GeneratorSpec], *, windowed: bool = False, check=None) -> dict:
+    """Every checkpoint generator loaded once, up front: its folder, ``config.json``, weights (shapes on the meta
+    device, finite values; :func:`synth.checkpoint.load_pretrained`), rate, leads and length, and ``check(model,
+    spec)``, are refused before any data loads, not when the generator's turn comes. ``{name: model}``."""
+    models = {}
+    for spec in specs:
+        if spec.path is not None:
+            model = _load_model(spec, windowed=windowed)
+            if check is not None:
+                check(model, spec)
+            models[spec.name] = model
+    return models
 
 
 def _load_model(spec: GeneratorSpec, *, windowed: bool = False):
@@ -312,10 +407,11 @@ def _sample_checkpoint(model, cond_fn, n: int, seed: int, batch_size: int, steps
 
 def _generate(spec: GeneratorSpec, cond: Conditions, train_pool: np.ndarray, train_labels: np.ndarray,
               real_train_pool: np.ndarray, *, seed: int, batch_size: int, steps: int | None, progress: bool,
-              guidance_scale: float = 1.0,
-              modality_guidance: Mapping[str, float] | None = None) -> tuple[np.ndarray, dict]:
+              guidance_scale: float = 1.0, modality_guidance: Mapping[str, float] | None = None,
+              model=None) -> tuple[np.ndarray, dict]:
     """``(n, 12, T)`` records for the conditions, and notes on how they were made. ``real_train_pool``: the
-    training records baseline:real-train draws from (those the PCA basis was not fitted on, where enough)."""
+    training records baseline:real-train draws from (those the PCA basis was not fitted on, where enough);
+    ``model``: the checkpoint of ``spec`` when it was loaded already (:func:`_load_models`)."""
     from evaluation import baselines
     from synth.tasks.generate import describe_modality_guidance
 
@@ -341,7 +437,7 @@ def _generate(spec: GeneratorSpec, cond: Conditions, train_pool: np.ndarray, tra
         gen = baselines.NearestNeighbourGenerator(train_pool, labels=train_labels)
         x, _ = gen.sample(labels=cond.labels, seed=seed)
         return x, {"how": "training record with the closest superclass labels (Hamming), ties broken at random"}
-    model = _load_model(spec)
+    model = _load_model(spec) if model is None else model
     distilled = getattr(model.process, "distilled_guidance", None)
     guidance_scale = 1.0 if distilled is not None else guidance_scale  # guided already: its only scale is 1
     x = _sample_checkpoint(model, lambda rows: _checkpoint_condition(model, cond, rows), n, seed, batch_size, steps,
@@ -435,9 +531,13 @@ def run_fidelity(
 
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    specs = _parse_generators(generators, BASELINES_FIDELITY)
+    specs = check_inputs(generators, out_dir, data_root, allowed=BASELINES_FIDELITY)
     _check_modality_guidance(specs, modality_guidance)
     _check_out(out_dir, force)
+    models = _load_models(specs, check=_check_fidelity_conditions)  # a bad checkpoint stops the run here, not later
+    for spec in specs:
+        if spec.records is not None:
+            _check_records(spec.records, n)
     ds, scored, train = _open(data_root, split, n, minimum=K_NN + 2)
     if len(train) < n + 2:
         raise DataError(f"--n {n} needs at least {n + 2} training records for the floor, found {len(train)}")
@@ -506,7 +606,7 @@ def run_fidelity(
         gen_start = time.perf_counter()
         x, notes = _generate(spec, cond, pool_x, pool_labels, real_train_pool, seed=g_seed, batch_size=batch_size, steps=steps,
                              guidance_scale=guidance_scale, modality_guidance=modality_guidance,
-                             progress=progress)
+                             progress=progress, model=models.get(spec.name))
         gen_s = time.perf_counter() - gen_start
         if not np.isfinite(x).all():
             bad = int((~np.isfinite(x.reshape(n, -1)).all(axis=1)).sum())
@@ -616,9 +716,10 @@ def run_reconstruct(
 
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    specs = _parse_generators(generators, BASELINES_RECONSTRUCT)
+    specs = check_inputs(generators, out_dir, data_root, allowed=BASELINES_RECONSTRUCT)
     given = parse_leads(leads)
     _check_out(out_dir, force)
+    models = _load_models(specs, windowed=True, check=_check_reconstruct_conditions)  # before any data loads
     ds, scored, train = _open(data_root, split, n, minimum=1)
     rng = np.random.default_rng(seed)
     scored_x = _load(scored, cache_dir, progress)
@@ -643,11 +744,7 @@ def run_reconstruct(
             from synth.data.record import Record
             from synth.tasks.reconstruct import reconstruct
 
-            m = _load_model(spec, windowed=True)
-            keys = set(m.conditioning.keys)
-            if not {"leads", "lead_mask"} <= keys:
-                raise DataError(f"this model is conditioned on {sorted(keys)}, not on given leads", path=spec.path,
-                                hint="reconstruction needs a model with the leads adapter")
+            m = models[spec.name]
             pred = np.empty_like(truth)
             spread = np.zeros(len(truth), dtype=np.float64)
             for i in _tqdm(range(n), desc=spec.name, unit="rec", disable=not progress):

@@ -94,17 +94,83 @@ def save_echo_encoder(model: EchoEncoder, folder: str | os.PathLike, extra: dict
     return Path(folder)
 
 
-def load_echo_encoder(folder: str | os.PathLike) -> EchoEncoder:
-    from safetensors.torch import load_file
+_ENCODER_HINT = "train one with benchmarks/train_echo.py encoder"
+
+
+def _whole(value: Any, low: int, high: int, *, step: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high and value % step == 0
+
+
+def read_encoder_config(folder: str | os.PathLike) -> EncoderConfig:
+    """The :class:`EncoderConfig` of an echo encoder folder, from its ``config.json`` alone (nothing built):
+    ``kind`` ``echo_encoder``, ``config.size`` a multiple of 16 up to 1024, three ``channels`` and a
+    ``feature_dim`` of 1 to 4096. A missing or damaged file is refused with one line naming it."""
+    from synth.checkpoint import CheckpointError
 
     folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise MissingFileError("not an echo encoder folder (no config.json)", path=folder,
-                               hint="train one with benchmarks/train_echo.py encoder")
-    meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    cfg = meta["config"]
-    model = EchoEncoder(EncoderConfig(size=cfg["size"], channels=tuple(cfg["channels"]), feature_dim=cfg["feature_dim"]))
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    path = folder / "config.json"
+    if not path.is_file():
+        raise MissingFileError("not an echo encoder folder (no config.json)", path=folder, hint=_ENCODER_HINT)
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"config.json is not valid JSON ({err.msg}, line {err.lineno})", path=path,
+                              hint=_ENCODER_HINT) from None
+    except (UnicodeDecodeError, OSError) as err:
+        raise CheckpointError(f"config.json cannot be read ({err})", path=path, hint=_ENCODER_HINT) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"config.json must hold a JSON object, not a {type(meta).__name__}", path=path,
+                              hint=_ENCODER_HINT)
+    if meta.get("kind") != "echo_encoder":
+        raise CheckpointError(f"not an echo encoder (kind is {meta.get('kind')!r}, not 'echo_encoder')"[:300],
+                              path=path, hint=_ENCODER_HINT)
+    cfg = meta.get("config")
+    if not isinstance(cfg, dict):
+        raise CheckpointError("config.json has no config object (size, channels, feature_dim)", path=path,
+                              hint=_ENCODER_HINT)
+    channels = cfg.get("channels")
+    problems = [name for name, ok in (
+        ("size (a multiple of 16, 16-1024)", _whole(cfg.get("size"), 16, 1024, step=16)),
+        ("channels (three whole numbers, 1-4096)", isinstance(channels, list) and len(channels) == 3
+         and all(_whole(c, 1, 4096) for c in channels)),
+        ("feature_dim (1-4096)", _whole(cfg.get("feature_dim"), 1, 4096))) if not ok]
+    if problems:
+        raise CheckpointError(f"config.{problems[0]} is missing or invalid", path=path,
+                              hint=_ENCODER_HINT)
+    return EncoderConfig(size=cfg["size"], channels=tuple(channels), feature_dim=cfg["feature_dim"])
+
+
+def load_echo_encoder(folder: str | os.PathLike) -> EchoEncoder:
+    """The echo encoder of ``folder``, in eval mode. Its ``config.json`` (:func:`read_encoder_config`) and its
+    weights (present, names and shapes that match the config, read from the file header against a model built on
+    the meta device, finite values: :func:`synth.checkpoint.load_weights`) are checked first; anything wrong is
+    refused with one line naming the file."""
+    from synth.checkpoint import WEIGHTS_NAME, CheckpointError, load_weights, weight_shapes
+
+    folder = Path(folder)
+    cfg = read_encoder_config(folder)
+    where = folder / "config.json"
+    try:
+        with torch.device("meta"):
+            probe = EchoEncoder(cfg)
+    except Exception as err:  # noqa: BLE001 - any failure to build comes from the config's values
+        raise CheckpointError(f"config.json describes an encoder that cannot be built ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''})"[:300], path=where,
+                              hint=_ENCODER_HINT) from None
+    expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    del probe
+    if not (folder / WEIGHTS_NAME).is_file():
+        load_weights(folder)  # raises the explanatory MissingFileError
+    stored = weight_shapes(folder)
+    missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+    wrong = sorted(k for k in expected if k in stored and stored[k] != expected[k])
+    if missing or unexpected or wrong:
+        detail = (f"{wrong[0]} is {stored[wrong[0]]} in the file, {expected[wrong[0]]} by the config" if wrong
+                  else f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise CheckpointError(f"weights do not match config.json: {detail}"[:300], path=folder / WEIGHTS_NAME,
+                              hint="the weights come from another model; " + _ENCODER_HINT)
+    model = EchoEncoder(cfg)
+    model.load_state_dict(load_weights(folder))  # finite values checked there
     return model.eval()
 
 
@@ -319,35 +385,70 @@ def _mean_ci(x: np.ndarray, seed: int = 0, n_boot: int = 1000) -> dict[str, floa
 # -- the benchmark -------------------------------------------------------------------------------------------------
 
 
+def check_inputs(model_dir: str | os.PathLike, data_root: str | os.PathLike, encoder_dir: str | os.PathLike,
+                 out_dir: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> None:
+    """What can be told before anything loads: ``out_dir`` is not, does not lie inside and does not contain the
+    data, model or encoder folder; the clip cache lies outside ``data_root`` and ``out_dir`` (synth never writes
+    into its inputs); ``data_root`` holds ``FileList.csv``; the encoder's ``config.json`` is sound
+    (:func:`read_encoder_config`)."""
+    from evaluation.bench import check_out_apart
+
+    data_root = Path(data_root)
+    check_out_apart(out_dir, [("--data", data_root), ("--model", model_dir), ("--encoder", encoder_dir)])
+    if cache_dir is not None:
+        cache = Path(cache_dir).expanduser().resolve()
+        for what, folder in (("--data", data_root), ("--out", out_dir)):
+            inside = Path(folder).expanduser().resolve()
+            if cache == inside or inside in cache.parents:
+                raise DataError(f"the clip cache would lie inside the {what} folder {folder}", path=cache_dir,
+                                hint="give a --cache-dir outside it, or --cache-dir none")
+    if not (data_root / "FileList.csv").is_file():
+        raise MissingFileError("no simulated echo dataset here (FileList.csv missing)", path=data_root,
+                               hint="build one with tools/make_echo_dataset.py")
+    read_encoder_config(encoder_dir)
+
+
+def clip_cache_dir(cache_dir: str | os.PathLike, data_root: str | os.PathLike) -> Path:
+    """The folder under ``cache_dir`` that caches the clips of ``data_root``: one per dataset (keyed by its
+    resolved path and the size and time of its ``FileList.csv``), so two datasets never share cached clips."""
+    import hashlib
+
+    root = Path(data_root).resolve()
+    st = (root / "FileList.csv").stat()
+    key = hashlib.sha1(f"{root}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"{root.name}-{key}"
+
+
 def run_echo_bench(model_dir: str | os.PathLike, data_root: str | os.PathLike, encoder_dir: str | os.PathLike,
                    out_dir: str | os.PathLike, *, split: str = "TEST", n: int = 100, steps: int | None = None,
                    guidance_scale: float = DEFAULT_GUIDANCE, ef_guidance: float = DEFAULT_EF_GUIDANCE, seed: int = 0,
-                   batch_size: int = 8, n_boot: int = 200,
-                   force: bool = False, progress: bool = True) -> dict[str, Any]:
+                   batch_size: int = 8, n_boot: int = 200, force: bool = False,
+                   cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
     """Generate one clip per ``split`` clip from its ECG (+ its EF and heart rate) and score it; writes
-    ``report.json`` and ``report.md`` into ``out_dir`` (staged)."""
+    ``report.json`` and ``report.md`` into ``out_dir`` (staged). The inputs (:func:`check_inputs`), the output and
+    the encoder are checked before the model and the clips load; ``cache_dir`` (None: no cache) keeps the loaded
+    clips for the next run (:func:`clip_cache_dir`), never inside ``data_root``."""
     from tqdm import tqdm
 
     from evaluation.frechet import fd_with_floor
     from synth.echo.dataset import EchoTensors
     from synth.echo.generate import load_echo_model, sample_videos, upsample
-    from synth.outputs import staged_folder
+    from synth.outputs import check_output_folder, staged_folder
 
     start = time.time()
+    data_root = Path(data_root)
+    check_inputs(model_dir, data_root, encoder_dir, out_dir, cache_dir=cache_dir)
+    check_output_folder(out_dir, overwrite=force)
+    encoder = load_echo_encoder(encoder_dir)  # small: a damaged encoder stops the run before the model and the clips
     model = load_echo_model(model_dir)
     tokenizer = model.autoencoder
     size = tokenizer.process.height
-    data_root = Path(data_root)
-    if not (data_root / "FileList.csv").is_file():
-        raise MissingFileError("no simulated echo dataset here (FileList.csv missing)", path=data_root,
-                               hint="build one with tools/make_echo_dataset.py")
-    cache = data_root / "cache"
+    cache = None if cache_dir is None else clip_cache_dir(cache_dir, data_root)
     test = EchoTensors(data_root, split, size=size, limit=n, progress=progress, cache_dir=cache)
     train = EchoTensors(data_root, "TRAIN", size=size, limit=max(n, 200), progress=progress, cache_dir=cache)
     test112 = EchoTensors(data_root, split, size=112, limit=n, progress=progress, cache_dir=cache)
     if len(test) < 2:
         raise DataError(f"the {split} split has {len(test)} clip(s); need at least 2", path=data_root)
-    encoder = load_echo_encoder(encoder_dir)
     fps = test.fps
 
     generated, seconds = [], []

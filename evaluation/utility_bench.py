@@ -36,9 +36,11 @@ from evaluation.utility import (
     predict_scores,
     train_classifier,
 )
-from synth.errors import DataError
+from synth.errors import DataError, MissingFileError, SynthError
 
 DEFAULT_FRACTIONS = (1.0, 0.25, 0.1)
+#: (leads, samples) of the PTB-XL records the classifiers read (10 s at 100 Hz): a cohort's records must match.
+RECORD_SHAPE = (12, 1000)
 
 
 def parse_cohorts(specs: Sequence[str]) -> dict[str, Path]:
@@ -54,14 +56,67 @@ def parse_cohorts(specs: Sequence[str]) -> dict[str, Path]:
     return out
 
 
-def quality_filter(x: np.ndarray, labels: list[list[str]], classifier_dir: str | os.PathLike,
-                   threshold: float = 0.5) -> np.ndarray:
-    """(N,) bool: keep the records whose every requested label that the classifier knows scores ≥ ``threshold``."""
+def check_inputs(cohorts: Sequence[str], out_dir: str | os.PathLike, data_root: str | os.PathLike | None
+                 ) -> dict[str, Path]:
+    """What the command line alone tells, before the output is claimed: the cohorts are named once each, and
+    ``out_dir`` is not, does not lie inside and does not contain a cohort or the PTB-XL folder. ``{name: folder}``."""
+    from evaluation.bench import check_out_apart
+
+    sets = parse_cohorts(cohorts)
+    if not sets:
+        raise DataError("give at least one --cohort")
+    check_out_apart(out_dir, [("--data", data_root), *(("--cohort", folder) for folder in sets.values())])
+    return sets
+
+
+def open_cohort(folder: str | os.PathLike, *, shape: tuple[int, ...] | None = RECORD_SHAPE):
+    """A ``--cohort`` folder opened and checked before any PTB-XL signal loads: a finished synth cohort
+    (``cohort.json``, ``manifest.csv`` and every shard it names readable) with at least one record, each of
+    ``shape`` (leads, samples; from the shard headers, memory-mapped, nothing read). One line naming the file
+    otherwise."""
+    from synth.data.cohort import SHARDS, Cohort
+
+    folder = Path(folder)
+    hint = "give a folder made by synth cohort SPEC.yaml --out DIR"
+    if not folder.is_dir():
+        raise MissingFileError("no such cohort folder", path=folder, hint=hint)
+    if not (folder / "cohort.json").is_file():
+        raise DataError("not a synth cohort (no cohort.json)", path=folder, hint=hint)
+    try:
+        cohort = Cohort(folder, classes=[])
+    except SynthError:
+        raise
+    except OSError as err:
+        raise DataError(f"the cohort cannot be read ({err.strerror or err})", path=err.filename or folder,
+                        hint="give a cohort folder you can read") from None
+    except (KeyError, ValueError, TypeError, AttributeError) as err:  # a column missing, a field not a number
+        raise DataError(f"manifest.csv or cohort.json is damaged ({type(err).__name__}: {err})"[:300],
+                        path=folder / "manifest.csv", hint="run synth cohort again to rebuild it") from None
+    if not len(cohort):
+        raise DataError("the cohort holds no records", path=folder, hint=hint)
+    for s in sorted(set(cohort.shard_of.tolist())):
+        path = folder / SHARDS / f"signals-{s:05d}.npy"
+        try:
+            shard = cohort.shard(s)
+        except SynthError:
+            raise
+        except (OSError, ValueError) as err:
+            raise DataError(f"shard cannot be read ({err})"[:300], path=path,
+                            hint="run synth cohort again to finish the cohort") from None
+        if shape is not None and tuple(shard.shape[1:]) != tuple(shape):
+            raise DataError(f"cohort records are {tuple(shard.shape[1:])}, PTB-XL's {tuple(shape)} (12 leads, 10 s "
+                            "at 100 Hz)", path=path, hint="make the cohort with a 100 Hz, 10 s model")
+    return cohort
+
+
+def quality_filter(x: np.ndarray, labels: list[list[str]], classifier_dir, threshold: float = 0.5) -> np.ndarray:
+    """(N,) bool: keep the records whose every requested label that the classifier knows scores ≥ ``threshold``.
+    ``classifier_dir``: a classifier folder, or the classifier loaded from one."""
     import torch
 
     from evaluation.classifier import load_classifier
 
-    clf = load_classifier(classifier_dir)
+    clf = load_classifier(classifier_dir) if isinstance(classifier_dir, (str, os.PathLike)) else classifier_dir
     probs = np.concatenate([clf.predict(torch.from_numpy(np.ascontiguousarray(x[i:i + 256]))).numpy()
                             for i in range(0, len(x), 256)])  # (N, K), sliding windows as the classifier scores
     col = {c: k for k, c in enumerate(clf.cfg.classes)}
@@ -78,23 +133,25 @@ def run_utility(cohorts: Sequence[str], data_root: str | os.PathLike, *, out_dir
                 filter_classifier: str | os.PathLike | None = None, cache_dir: str | None = ".cache/ptbxl",
                 force: bool = False, progress: bool = True) -> dict:
     """Score every row (see the module doc); writes ``report.json``, ``report.md`` and plots into ``out_dir``.
-    ``budget``: per classifier (default 300 steps × 64)."""
+    ``budget``: per classifier (default 300 steps × 64). Every input is checked before PTB-XL loads: the cohorts
+    (:func:`open_cohort`), the filter classifier, and an ``out_dir`` apart from them (:func:`check_inputs`)."""
     from tqdm.auto import tqdm
 
-    from evaluation.classifier import ClassifierConfig, ECGClassifier
+    from evaluation.classifier import ClassifierConfig, ECGClassifier, load_classifier
     from synth.data.cohort import Cohort
     from synth.data.ptbxl import PTBXL
     from synth.outputs import check_output_folder, staged_folder
 
+    sets = check_inputs(cohorts, out_dir, data_root)
     check_output_folder(out_dir, overwrite=force)
     budget = budget or TrainBudget(steps=300)
     started = time.perf_counter()
-    sets = parse_cohorts(cohorts)
-    if not sets:
-        raise DataError("give at least one --cohort")
     bad = [f for f in fractions if not 0 < f <= 1]
     if bad:
         raise DataError(f"fraction {bad[0]} is outside (0, 1]", hint="e.g. --fractions 1,0.25,0.1")
+    for folder in sets.values():
+        open_cohort(folder)  # a missing or damaged cohort stops the run here, not after PTB-XL has loaded
+    filter_model = load_classifier(filter_classifier) if filter_classifier else None
     ds = PTBXL(data_root, 100)
     train, test = ds.split("train"), ds.split("val" if split == "val" else "test")
     yr, classes = train.multi_hot(label_kind)
@@ -128,7 +185,7 @@ def run_utility(cohorts: Sequence[str], data_root: str | os.PathLike, *, out_dir
             plan.append((f"AUG {name} @ {f:.0%}", f"real + {name}", f, (np.concatenate([xr[idx], xs]),
                                                                          np.concatenate([yr[idx], ys]))))
             if filter_classifier:
-                keep = quality_filter(xs, names, filter_classifier)
+                keep = quality_filter(xs, names, filter_model)
                 plan.append((f"AUG {name} filtered @ {f:.0%}", f"real + {name} ({int(keep.sum())} kept)", f,
                              (np.concatenate([xr[idx], xs[keep]]), np.concatenate([yr[idx], ys[keep]]))))
     for name, (xs, ys, _) in synthetic.items():

@@ -341,21 +341,31 @@ def _remove_ours(folder: Path, *markers: str) -> None:
 
 
 # -- staged outputs ----------------------------------------------------------------------------------------------
-Inputs = Sequence[str | os.PathLike]
+#: What a run reads: paths, or ``(label, path)`` pairs (``("--data", root)``) for messages that name the option;
+#: None paths are skipped.
+Inputs = Sequence["str | os.PathLike | tuple[str, str | os.PathLike | None] | None"]
+
+
+def _labelled(inputs: Inputs) -> Iterator[tuple[str, str | os.PathLike]]:
+    for item in inputs:
+        what, given = item if isinstance(item, tuple) else ("", item)
+        if given is not None:
+            yield (f" ({what})" if what else ""), given
 
 
 def check_apart(output: str | os.PathLike, inputs: Inputs) -> None:
     """Refuse an output that is one of the run's ``inputs``, holds one (``--force`` would replace it with the run's
     result) or lies inside an input folder (synth never writes into what it reads)."""
     out = Path(output).expanduser().resolve()
-    for given in inputs:
+    for label, given in _labelled(inputs):
         src = Path(given).expanduser().resolve()
         if src == out or out in src.parents:
-            raise OutputRefusedError(f"it is, or holds, this run's input {given}", path=output,
+            verb = "is" if src == out else "holds"
+            raise OutputRefusedError(f"it {verb} this run's input{label} {given}", path=output,
                                      hint="write the output somewhere else than the input")
         if src.is_dir() and src in out.parents:
-            raise OutputRefusedError(f"it lies inside this run's input folder {given}", path=output,
-                                     hint="write the output outside the input folder")
+            raise OutputRefusedError(f"it lies inside this run's input folder{label} {given}", path=output,
+                                     hint="write the output outside the folders the run reads")
 
 
 _WFDB = (".hea", ".dat")
@@ -365,7 +375,7 @@ def _check_not_an_input(output: Path, inputs: Inputs) -> None:
     """Refuse an output file that is one of the run's input files (a WFDB record's ``.hea`` and ``.dat`` alike,
     whichever of them, or the bare record name, was given)."""
     out = output.expanduser().resolve()
-    for given in inputs:
+    for _, given in _labelled(inputs):
         src = Path(given).expanduser().resolve()
         same_record = (out.suffix.lower() in _WFDB and src.suffix.lower() in ("", *_WFDB)
                        and out.with_suffix("") == src.with_suffix(""))

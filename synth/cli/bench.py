@@ -1,7 +1,8 @@
 """``synth bench fidelity|reconstruct|ppg2ecg|echo``: the evaluation protocol on the command line.
 
-Each command claims its ``--out`` (lock, checks) before any data or model is read; the report lands in it when
-complete.
+Each command first refuses an ``--out`` that is, lies inside or contains a folder it reads (its lock and staging
+would land in the input, ``--force`` would replace it), then claims ``--out`` (lock, checks) before any data or
+model is read; the report lands in it when complete.
 """
 
 from __future__ import annotations
@@ -43,11 +44,13 @@ def _claimed(args: argparse.Namespace):
 
 
 def cmd_fidelity(args: argparse.Namespace) -> int:
-    from evaluation.bench import run_fidelity
+    from evaluation.bench import BASELINES_FIDELITY, check_inputs, run_fidelity
 
+    common = _bench_common(args)
+    check_inputs(args.generator, args.out, common["data_root"], allowed=BASELINES_FIDELITY)
     with _claimed(args):
         report = run_fidelity(args.generator, features=args.features, guidance_scale=args.guidance_scale,
-                              modality_guidance=args.modality_guidance, **_bench_common(args))
+                              modality_guidance=args.modality_guidance, **common)
     for name, g in report["generators"].items():
         fd = g["fd"]
         print(f"{name:<24} FD {fd['fd']['estimate']:.4g} [{fd['fd']['low']:.4g}, {fd['fd']['high']:.4g}]  floor "
@@ -58,10 +61,12 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    from evaluation.bench import run_reconstruct
+    from evaluation.bench import BASELINES_RECONSTRUCT, check_inputs, run_reconstruct
 
+    common = _bench_common(args)
+    check_inputs(args.generator, args.out, common["data_root"], allowed=BASELINES_RECONSTRUCT)
     with _claimed(args):
-        report = run_reconstruct(args.generator, leads=args.leads, samples=args.samples, **_bench_common(args))
+        report = run_reconstruct(args.generator, leads=args.leads, samples=args.samples, **common)
     for name, g in report["generators"].items():
         m = g["mean"]
         print(f"{name:<24} mean over {len(g['per_lead'])} leads: r {m['pearson_r']:.3f}, RMSE {m['rmse_mv']:.4f} mV, "
@@ -82,6 +87,10 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
             from synth.data.sample import sample_bidmc_root
 
             data = sample_bidmc_root()
+    from synth.outputs import check_apart
+
+    checkpoints = [("--generator", g) for g in args.generator if not g.startswith("baseline:")]
+    check_apart(args.out, [("--data", data), *checkpoints])  # before the output is claimed beside it
     with _claimed(args):
         report = run_ppg2ecg(args.generator, data, out_dir=args.out, split=args.split, seed=args.seed,
                              n_boot=args.n_boot, steps=args.steps, samples=args.samples, force=args.force,
@@ -101,14 +110,16 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
 def cmd_utility(args: argparse.Namespace) -> int:
     from evaluation.bench import default_data_root
     from evaluation.utility import TrainBudget
-    from evaluation.utility_bench import run_utility
+    from evaluation.utility_bench import check_inputs, run_utility
 
     try:
         fractions = [float(f) for f in args.fractions.split(",")]
     except ValueError:
         raise UsageError(f"--fractions {args.fractions!r} is not a list of numbers", hint="e.g. 1,0.25,0.1") from None
+    data_root = Path(args.data) if args.data else default_data_root()
+    check_inputs(args.cohort, args.out, data_root)
     with _claimed(args):
-        report = run_utility(args.cohort, Path(args.data) if args.data else default_data_root(), out_dir=args.out,
+        report = run_utility(args.cohort, data_root, out_dir=args.out,
                              split=args.split, fractions=fractions, label_kind=args.labels,
                              budget=TrainBudget(steps=args.steps, batch_size=args.batch_size), seed=args.seed,
                              n_boot=args.n_boot, rare=args.rare, filter_classifier=args.filter,
@@ -124,16 +135,18 @@ def cmd_utility(args: argparse.Namespace) -> int:
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
-    from evaluation.echo import print_summary, run_echo_bench
+    from evaluation.echo import check_inputs, print_summary, run_echo_bench
     from synth.echo.generate import DEFAULT_EF_GUIDANCE, DEFAULT_GUIDANCE
 
     guidance = DEFAULT_GUIDANCE if args.guidance_scale is None else args.guidance_scale
     ef_guidance = DEFAULT_EF_GUIDANCE if args.ef_guidance is None else args.ef_guidance
+    cache_dir = None if args.cache_dir in ("", "none") else args.cache_dir
+    check_inputs(args.model, args.data, args.encoder, args.out, cache_dir=cache_dir)
     with _claimed(args):
         report = run_echo_bench(args.model, args.data, args.encoder, args.out, split=args.split.upper(), n=args.n,
                                 steps=args.steps, guidance_scale=guidance, ef_guidance=ef_guidance, seed=args.seed,
                                 batch_size=args.batch_size, n_boot=args.n_boot, force=args.force,
-                                progress=not args.quiet)
+                                cache_dir=cache_dir, progress=not args.quiet)
     print_summary(report)
     print(f"report written to {args.out}/report.md ({report['wall_s']:.0f} s)")
     return 0
@@ -194,6 +207,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--guidance-scale", type=GUIDANCE, help="default 1.25, what synth echo uses")
     p.add_argument("--ef-guidance", type=GUIDANCE, help="extra guidance on the EF asked (default: what synth echo uses)")
     p.add_argument("--batch-size", type=BATCH, default=8)
+    p.add_argument("--cache-dir", default=".cache/echo",
+                   help="clip cache folder, one sub-folder per --data ('none' to disable; never inside --data)")
     _common(p)
     p.set_defaults(func=cmd_echo)
 

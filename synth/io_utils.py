@@ -94,3 +94,20 @@ def read_text_lenient(path: str | os.PathLike) -> str:
             stacklevel=2,
         )
         return raw.decode("latin-1")
+
+
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """Worker-process initializer: end this process when the one that started it dies, even by SIGKILL (Linux
+    ``PR_SET_PDEATHSIG``), so a killed run leaves no reader processes behind holding its temporary files open.
+    ``parent_pid`` (the starter's pid, passed in) closes the race where it died before this ran. Elsewhere a no-op."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
+

@@ -298,7 +298,9 @@ class PTBXL:
                 start += len(block)
                 bar.update(len(block))
             return
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        from synth.io_utils import die_with_parent
+
+        with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             for block in pool.map(_read_chunk, chunks, [self.fs_hz] * len(chunks)):
                 out[start : start + len(block)] = block
                 start += len(block)

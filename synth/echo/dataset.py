@@ -92,7 +92,10 @@ def _simulate_clip(spec: ClipSpec, frames: int, fps: float, simulator: str) -> S
         return f"{spec.record.source}: {err.problem}"
 
 
-def _one_thread() -> None:
+def _one_thread(parent_pid: int) -> None:
+    from synth.io_utils import die_with_parent
+
+    die_with_parent(parent_pid)  # a killed build leaves no simulating processes behind
     torch.set_num_threads(1)
 
 
@@ -118,7 +121,8 @@ def build_dataset(out: str | os.PathLike, specs: Iterable[ClipSpec], *, frames: 
 
     rows, tracing_rows, timing_rows, skipped = [], [], [], []
     make = partial(_simulate_clip, frames=frames, fps=fps, simulator=simulator)
-    pool = ProcessPoolExecutor(workers, initializer=_one_thread) if workers > 1 else nullcontext()
+    pool = ProcessPoolExecutor(workers, initializer=_one_thread, initargs=(os.getpid(),)) if workers > 1 \
+        else nullcontext()
     with staged_folder(out, overwrite=overwrite) as root, pool:
         (root / "Videos").mkdir()
         specs = list(specs) if workers > 1 else specs

@@ -171,3 +171,42 @@ def test_a_killed_writers_partial_file_is_removed_by_the_next_write(tmp_path):
         tmp.write_bytes(b"whole")
     assert (tmp_path / "cache.npy").read_bytes() == b"whole"
     assert not left.exists() and live.exists() and other_host.exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
+def test_reader_workers_end_when_their_parent_is_killed(tmp_path):
+    """A SIGKILLed run's worker processes (PTB-XL readers, echo simulators) end with it instead of running on."""
+    import os
+    import signal
+    import time
+
+    pids = tmp_path / "worker.pid"
+    script = f"""
+import os, time
+from concurrent.futures import ProcessPoolExecutor
+from synth.io_utils import die_with_parent
+
+def work(_):
+    open({str(pids)!r}, "w").write(str(os.getpid()))
+    time.sleep(120)
+
+with ProcessPoolExecutor(1, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+    list(pool.map(work, [0]))
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 60
+    while not pids.exists() or not pids.read_text():
+        assert time.time() < deadline and parent.poll() is None
+        time.sleep(0.1)
+    worker = int(pids.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("the worker outlived its killed parent")

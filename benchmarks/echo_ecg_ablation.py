@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from evaluation.echo import ECHO_CACHE, clip_cache_dir  # noqa: E402
 from synth.echo.dataset import EchoTensors  # noqa: E402
 from synth.echo.generate import load_echo_model  # noqa: E402
 from synth.generative.maskgit import mask_tokens  # noqa: E402
@@ -40,7 +41,7 @@ def main() -> None:
     torch.set_num_threads(1)
     model = load_echo_model(args.model)
     val = EchoTensors(args.data, "VAL", size=model.autoencoder.process.height, limit=args.n,
-                      cache_dir=Path(args.data) / "cache")
+                      cache_dir=clip_cache_dir(ECHO_CACHE, args.data))
     ids = model.autoencoder.encode(val.video(slice(None)))
     true = {"ecg": val.ecg, "ef": val.ef, "heart_rate": val.heart_rate}
     other = {k: torch.roll(v, 1, 0) for k, v in true.items()}

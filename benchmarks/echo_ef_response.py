@@ -38,7 +38,14 @@ def main() -> None:
     import torch
     from tqdm import tqdm
 
-    from evaluation.echo import DEFAULT_EF_GUIDANCE, DEFAULT_GUIDANCE, load_echo_encoder, predict_ef
+    from evaluation.echo import (
+        DEFAULT_EF_GUIDANCE,
+        DEFAULT_GUIDANCE,
+        ECHO_CACHE,
+        clip_cache_dir,
+        load_echo_encoder,
+        predict_ef,
+    )
     from synth.echo.dataset import EchoTensors
     from synth.echo.generate import load_echo_model, sample_videos
     from synth.outputs import staged_folder
@@ -74,7 +81,7 @@ def main() -> None:
         raise SystemExit(f"{args.model} already maps the EF asked for; fit on the unmapped export")
     size = model.autoencoder.process.height
     clips = EchoTensors(args.data, args.split, size=size, limit=args.n, progress=True,
-                        cache_dir=Path(args.data) / "cache")
+                        cache_dir=clip_cache_dir(ECHO_CACHE, args.data))
     encoder = load_echo_encoder(args.encoder)
     gen = torch.Generator().manual_seed(args.seed)
     measured = np.empty((len(grid), len(clips)))

@@ -19,6 +19,7 @@ from pathlib import Path
 def main() -> None:
     import torch
 
+    from evaluation.echo import ECHO_CACHE, clip_cache_dir
     from synth.echo.dataset import EchoTensors
     from synth.echo.generate import DEFAULT_EF_GUIDANCE, DEFAULT_GUIDANCE, load_echo_model, sample_videos
     from synth.outputs import staged_files
@@ -36,7 +37,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = load_echo_model(args.model)
     clips = EchoTensors(args.data, "VAL", size=model.autoencoder.process.height, limit=args.clips, progress=False,
-                        cache_dir=Path(args.data) / "cache")
+                        cache_dir=clip_cache_dir(ECHO_CACHE, args.data))
     settings = sorted({0.0, float(DEFAULT_EF_GUIDANCE)})
     seconds: dict[float, list[float]] = {w: [] for w in settings}
     for _ in range(2):

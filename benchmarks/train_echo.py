@@ -7,7 +7,7 @@
 Tokenizer and prior go through the one trainer (synth.training, EMA, resume: run the same command again);
 extra ``key=value`` arguments override the training YAML. The encoder (the EF regressor whose features score
 FD) is an evaluation model with its own short loop in evaluation/echo.py. Clips are loaded once into
-``<data>/cache`` at the model resolution. Uses one thread (torch.set_num_threads(1)) unless --threads says more.
+the clip cache under ``.cache/echo`` (shared with ``synth bench echo``) at the model resolution. Uses one thread (torch.set_num_threads(1)) unless --threads says more.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import synth.echo  # noqa: E402,F401  (registers the video tokenizer and the echo_params adapter)
+from evaluation.echo import ECHO_CACHE, clip_cache_dir  # noqa: E402
 from synth.echo.dataset import EchoTensors  # noqa: E402
 
 CONFIGS = {"tokenizer": "configs/echo/train_video_vqvae.yaml", "prior": "configs/echo/train_maskgit_echo.yaml"}
@@ -39,7 +40,7 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", help="key=value overrides of the training YAML")
     args = ap.parse_intermixed_args()
     torch.set_num_threads(args.threads)
-    cache = Path(args.data) / "cache"
+    cache = clip_cache_dir(ECHO_CACHE, args.data)  # shared with synth bench echo, never inside --data
     with_cond = args.stage != "tokenizer"
     train = EchoTensors(args.data, "TRAIN", size=args.size, progress=True, cache_dir=cache, with_cond=with_cond)
     val = EchoTensors(args.data, "VAL", size=args.size, progress=True, cache_dir=cache, with_cond=with_cond)

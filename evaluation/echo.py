@@ -408,6 +408,11 @@ def check_inputs(model_dir: str | os.PathLike, data_root: str | os.PathLike, enc
     read_encoder_config(encoder_dir)
 
 
+#: Where the echo benches and benchmark scripts cache the clips they load (per dataset, :func:`clip_cache_dir`),
+#: relative to the working directory: never inside the dataset itself.
+ECHO_CACHE = ".cache/echo"
+
+
 def clip_cache_dir(cache_dir: str | os.PathLike, data_root: str | os.PathLike) -> Path:
     """The folder under ``cache_dir`` that caches the clips of ``data_root``: one per dataset (keyed by its
     resolved path and the size and time of its ``FileList.csv``), so two datasets never share cached clips."""

@@ -207,7 +207,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--guidance-scale", type=GUIDANCE, help="default 1.25, what synth echo uses")
     p.add_argument("--ef-guidance", type=GUIDANCE, help="extra guidance on the EF asked (default: what synth echo uses)")
     p.add_argument("--batch-size", type=BATCH, default=8)
-    p.add_argument("--cache-dir", default=".cache/echo",
+    p.add_argument("--cache-dir", default=".cache/echo",  # evaluation.echo.ECHO_CACHE
                    help="clip cache folder, one sub-folder per --data ('none' to disable; never inside --data)")
     _common(p)
     p.set_defaults(func=cmd_echo)

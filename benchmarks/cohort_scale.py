@@ -96,21 +96,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parts", nargs="+", choices=("throughput", "scale"), default=["throughput", "scale"])
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    from synth.errors import SynthError
+    from synth.errors import exit_code_of
     from synth.outputs import OutputRefusedError, staged_folder
 
     work = REPO / args.work
-    try:
+
+    def run() -> None:
         reason = scratch_refusal(work) if work.exists() or work.is_symlink() else None
         if reason:  # before any run; staged_folder checks again when it replaces the folder
             raise OutputRefusedError(f"will not remove it to use as the scratch folder: {reason}", path=work,
                                      hint="give --work a new folder, or one this script made")
         with staged_folder(work, overwrite=True, owned=scratch_refusal, marker={"made_by": MADE_BY}) as stage:
             _measure(stage, args)
-    except SynthError as err:
-        print(f"{Path(__file__).name}: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_code_of(Path(__file__).name, run)
 
 
 def _measure(work: Path, args) -> None:

@@ -83,19 +83,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     # The JSON outputs of the evaluation commands: a new file, or with --force one synth wrote; by a rename.
     from evaluation.classifier import check_json_out, write_json_out
-    from synth.errors import SynthError
+    from synth.errors import exit_code_of
 
-    try:
+    def run() -> None:
         if args.out:
             check_json_out(args.out, force=args.force)  # before the minutes of sampling
         results, hardware = _measure(args)
         if args.out:
             write_json_out(args.out, {"device": args.device, "hardware": hardware, "n": args.n, "results": results},
                            force=args.force)
-    except SynthError as err:
-        print(f"{Path(__file__).name}: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_code_of(Path(__file__).name, run)
 
 
 def _measure(args: argparse.Namespace) -> tuple[list[dict], str]:

@@ -24,14 +24,13 @@ import json
 import platform
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 from evaluation.classifier import KIND, evaluate, load_recipe, train
-from synth.errors import MissingFileError, SynthError
+from synth.errors import MissingFileError, exit_code_of
 from synth.outputs import protected_reason, staged_folder
 
 PUBLISHED = {"source": "Strodthoff et al. 2021, IEEE JBHI 25(5), PTB-XL benchmark, fold 10, 100 Hz, "
@@ -77,12 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    try:
-        ship(args)
-    except SynthError as err:
-        print(f"{Path(__file__).name}: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_code_of(Path(__file__).name, lambda: ship(args))
 
 
 def ship(args: argparse.Namespace) -> None:

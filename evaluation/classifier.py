@@ -51,7 +51,7 @@ from evaluation.utility import macro_auroc, macro_auroc_ci, per_class_auroc
 from synth.checkpoint import CheckpointError, load_weights, read_config, save_pretrained
 from synth.data.leads import parse_lead_set
 from synth.data.ptbxl import SUPERCLASSES
-from synth.errors import DataError, MissingFileError, OutputExistsError, SynthError
+from synth.errors import DataError, MissingFileError, OutputExistsError, exit_code_of
 
 KIND = "ecg_classifier"
 
@@ -469,11 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="write the result as JSON here (a new file)")
     p.add_argument("--force", action="store_true", help="replace an --out file this command wrote (nothing else)")
     args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except SynthError as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
-        return 2
+    return exit_code_of(parser.prog, lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+from collections.abc import Callable
 
 _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -40,3 +42,15 @@ class MissingFileError(SynthError, FileNotFoundError):
 
 class OutputExistsError(SynthError, FileExistsError):
     """An output that already exists and would be overwritten."""
+
+
+def exit_code_of(prog: str, run: Callable[[], object]) -> int:
+    """Run a script's body: 0 when it returns, 2 with one line ``PROG: error: PATH: problem (hint)`` on standard
+    error when it raises a :class:`SynthError` (what ``synth`` itself does for its commands)."""
+    try:
+        run()
+    except SynthError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+

@@ -76,14 +76,9 @@ def check_bundle(bundle: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from synth.errors import SynthError
+    from synth.errors import exit_code_of
 
-    try:
-        _train(argv)
-    except SynthError as err:
-        print(f"{Path(__file__).name}: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_code_of(Path(__file__).name, lambda: _train(argv))
 
 
 def _train(argv: list[str] | None) -> None:

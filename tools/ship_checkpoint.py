@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synth.errors import MissingFileError, SynthError  # noqa: E402
+from synth.errors import MissingFileError, exit_code_of  # noqa: E402
 from synth.outputs import staged_folder  # noqa: E402
 
 #: Kept from the replaced checkpoint even when ``SRC`` brings one: written by hand.
@@ -113,10 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="replace a shipped checkpoint folder (its files SRC does not bring are kept)")
     args = ap.parse_args(argv)
     dst = Path(args.dst)
-    try:
-        carried = ship(Path(args.src), dst, force=args.force)
-    except SynthError as err:
-        print(f"{Path(__file__).name}: error: {err}", file=sys.stderr)
+    carried: list[str] = []
+    if exit_code_of(Path(__file__).name, lambda: carried.extend(ship(Path(args.src), dst, force=args.force))):
         return 2
     if carried:
         print(f"kept from the replaced {dst}: {', '.join(carried)} (written for the old weights: update what "

@@ -53,7 +53,7 @@ def main() -> None:
     ptbxl = PTBXL(args.ptbxl, 100)
     counts = {"TRAIN": args.train, "VAL": args.val, "TEST": args.test}
     build_dataset(args.out, specs(ptbxl, counts, args.frames / args.fps, args.seed), frames=args.frames,
-                  fps=args.fps, overwrite=args.force, total=sum(counts.values()), simulator=args.simulator, workers=args.workers)
+                  fps=args.fps, overwrite=args.force, simulator=args.simulator, workers=args.workers)
     print(f"wrote {args.out}")
 
 

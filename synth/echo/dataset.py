@@ -100,7 +100,7 @@ def _one_thread(parent_pid: int) -> None:
 
 
 def build_dataset(out: str | os.PathLike, specs: Iterable[ClipSpec], *, frames: int = 32, fps: float = 16.0,
-                  overwrite: bool = False, progress: bool = True, total: int | None = None,
+                  overwrite: bool = False, progress: bool = True,
                   simulator: str = "phantom", workers: int = 1) -> Path:
     """Simulate every clip of ``specs`` into ``out`` in the EchoNet layout (+ ECG/ and Timing.csv), with the
     geometric ``phantom`` (:mod:`synth.echo.simulator`) or the ``ultrasound`` simulator
@@ -125,9 +125,12 @@ def build_dataset(out: str | os.PathLike, specs: Iterable[ClipSpec], *, frames: 
         else nullcontext()
     with staged_folder(out, overwrite=overwrite) as root, pool:
         (root / "Videos").mkdir()
-        specs = list(specs) if workers > 1 else specs
+        # One list, walked twice (the clips and the specs they are written under): a generator walked by both
+        # would pair each clip with the next spec's record and name, and drop every other spec.
+        specs = list(specs)
         clips = pool.map(make, specs, chunksize=4) if workers > 1 else map(make, specs)
-        bar = tqdm(zip(specs, clips), total=total, disable=not progress, desc="simulating echo clips", unit="clip")
+        bar = tqdm(zip(specs, clips), total=len(specs), disable=not progress, desc="simulating echo clips",
+                   unit="clip")
         for spec, clip in bar:
             if isinstance(clip, str):
                 skipped.append(clip)

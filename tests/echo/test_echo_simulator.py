@@ -66,8 +66,11 @@ def test_build_dataset_is_the_same_with_several_worker_processes(tmp_path, make_
 
     specs = [ClipSpec(make_synthetic_record(heart_rate_bpm=60 + 10 * i), "TRAIN", 0.5 * i, f"SIM{i:03d}", i)
              for i in range(3)]
-    one = build_dataset(tmp_path / "one", specs, frames=8, fps=8.0, progress=False)
-    two = build_dataset(tmp_path / "two", specs, frames=8, fps=8.0, progress=False, workers=2)
+    # Specs as a generator, as tools/make_echo_dataset.py gives them: every clip is written under its own spec
+    # (walking one generator twice paired each clip with the next spec's ECG and dropped every other one).
+    one = build_dataset(tmp_path / "one", (s for s in specs), frames=8, fps=8.0, progress=False)
+    two = build_dataset(tmp_path / "two", (s for s in specs), frames=8, fps=8.0, progress=False, workers=2)
+    assert list(EchoNet(one).table.index) == ["SIM000", "SIM001", "SIM002"]
     files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file() and p.name != ".synth-output.json")
     assert files == sorted(p.relative_to(two) for p in two.rglob("*")
                            if p.is_file() and p.name != ".synth-output.json") and len(files) > 6  # the mark: a time

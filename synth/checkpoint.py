@@ -119,10 +119,18 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike, *, overwrite: b
         raise OutputExistsError(
             "checkpoint folder already exists", path=final, hint="choose another folder or overwrite"
         )
+    if final.exists() or final.is_symlink():
+        reason = _not_an_export(final)
+        if reason:
+            from synth.outputs import OutputRefusedError
+
+            raise OutputRefusedError(f"will not replace it with a checkpoint: {reason}", path=final,
+                                     hint="export to a new folder")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
     try:
         _write(model, tmp)
+        _readable(tmp)
         if final.exists():
             old = final.with_name(f".{final.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -134,6 +142,34 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike, *, overwrite: b
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _not_an_export(folder: Path) -> str | None:
+    """Why ``folder`` is not an export that ``save_pretrained(..., overwrite=True)`` may replace (None when it is:
+    ``config.json``, ``model.safetensors`` and sub-model folders of the same kind, nothing else, no links)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return "it is not a folder"
+    if not (folder / CONFIG_NAME).is_file():
+        return f"it is not a checkpoint export (no {CONFIG_NAME})"
+    for p in folder.iterdir():
+        if p.is_symlink():
+            return f"it holds a link ({p.name})"
+        if p.is_dir():
+            reason = _not_an_export(p)
+            if reason:
+                return f"{p.name}: {reason}"
+        elif p.name not in (CONFIG_NAME, WEIGHTS_NAME):
+            return f"it holds files an export does not ({p.name})"
+    return None
+
+
+def _readable(folder: Path) -> None:
+    """Give an export the usual modes (a temporary folder is made private): everyone may read a checkpoint."""
+    from synth.io_utils import current_umask
+
+    mask = current_umask()
+    for p in [folder, *folder.rglob("*")]:
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
 
 
 def read_config(folder: str | os.PathLike) -> dict[str, Any]:

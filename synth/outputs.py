@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import sys
 import time
 import zipfile
@@ -97,9 +98,9 @@ def _acquire(path: Path, target: Path) -> int:
     try:
         import fcntl
     except ImportError:  # not POSIX: no advisory locks; staging and markers still protect the data
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        return _open_lock_file(path, target)
     for _ in range(100):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock_file(path, target)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -116,6 +117,26 @@ def _acquire(path: Path, target: Path) -> int:
             return fd
         os.close(fd)
     raise OutputLockedError("could not take the output lock", path=target, hint="try again")
+
+
+def _open_lock_file(path: Path, target: Path) -> int:
+    """Open (or create) the lock file itself, never what a link in its place points to: the lock is truncated and
+    written, so a symbolic link or a second hard link planted at ``.NAME.synth-lock`` would have synth overwrite
+    another file."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError:
+        if path.is_symlink():
+            raise OutputRefusedError(f"{path.name} beside it is a link, not synth's lock file", path=target,
+                                     hint="remove that link; synth keeps its lock under this name") from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        raise OutputRefusedError(f"{path.name} beside it is not a plain file of its own (a hard link or a special "
+                                 "file), so synth will not write its lock into it", path=target,
+                                 hint="remove it; synth keeps its lock under this name")
+    return fd
 
 
 def _holder(fd: int) -> str:
@@ -529,6 +550,7 @@ def staged_files(paths: Sequence[str | os.PathLike], *, overwrite: bool = False,
         if p.is_dir():
             raise OutputRefusedError("is a folder, not a file", path=p, hint="give a file name for the output")
     for p in finals:
+        check_apart(p, inputs)  # not an input, nor inside an input folder
         _check_not_an_input(p, inputs)
     anchor = finals[-1]
     staging = _sibling(anchor, "staging")

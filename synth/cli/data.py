@@ -212,11 +212,27 @@ def cmd_convert(args: argparse.Namespace) -> int:
     limits.check_size(record.signal.size * _BYTES_PER_SAMPLE[args.to], f"{args.to} output of {record.duration_s:,.0f} s",
                       allow_large=args.allow_large, path=str(out))
     files = output_paths(out, args.to)
-    with staged_files(files, overwrite=args.force, inputs=[args.input]) as staging:
+    with staged_files(files, overwrite=args.force, inputs=[args.input, *_wfdb_data_files(Path(args.input))]
+                      ) as staging:
         write_record(record, staging / out.name, args.to, overwrite=True)
     for f in sorted(files):
         print(f"wrote {f}")
     return 0
+
+
+def _wfdb_data_files(path: Path) -> list[Path]:
+    """The signal files a WFDB header names (beside it), so that no output replaces the data its input reads; none
+    for other formats or a header that does not parse (the reader has refused it by then)."""
+    hea = path if path.suffix.lower() == ".hea" else path.with_suffix(".hea") if not path.suffix else None
+    if hea is None or not hea.is_file():
+        return []
+    try:
+        import wfdb
+
+        names = wfdb.rdheader(str(hea.with_suffix(""))).file_name or []
+    except Exception:  # noqa: BLE001 - a header wfdb cannot parse has been refused by the reader already
+        return []
+    return [hea.parent / name for name in dict.fromkeys(names) if name]
 
 
 # -- demo ----------------------------------------------------------------------------------------------------------

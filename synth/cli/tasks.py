@@ -273,7 +273,8 @@ def cmd_echo(args: argparse.Namespace) -> int:
     record = read_input(args, Path(args.ecg))
     result = generate_echo(record, args.out, model_dir=args.model, ef=args.ef, heart_rate=args.heart_rate,
                            frames=args.frames, start_s=args.start, seed=args.seed, steps=args.steps,
-                           guidance_scale=guidance, ef_guidance=ef_guidance, overwrite=args.force)
+                           guidance_scale=guidance, ef_guidance=ef_guidance, overwrite=args.force,
+                           inputs=[("--ecg", args.ecg)])
     print(f"wrote {result['video']} ({result['frames']} frames at {result['fps']:g} fps) and {result['filmstrip']} "
           f"in {result['total_seconds']:.1f} s")
     return 0

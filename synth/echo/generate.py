@@ -195,11 +195,12 @@ def generate_echo(record: Record, out: str | os.PathLike, *, model_dir: str | os
                   ef: float | None = None, heart_rate: float | None = None, frames: int | None = None,
                   start_s: float = 0.0, seed: int = 0, steps: int | None = None,
                   guidance_scale: float = DEFAULT_GUIDANCE, ef_guidance: float = DEFAULT_EF_GUIDANCE,
-                  filmstrip: bool = True, overwrite: bool = False) -> dict:
+                  filmstrip: bool = True, overwrite: bool = False, inputs=()) -> dict:
     """Write an H.264 MP4 (112×112) of the echo the model generates for ``record`` and a PNG filmstrip beside it
     (``<out stem>.png``). ``frames`` (default: the whole ECG from ``start_s``) beyond one window are made of
     overlapping windows, each decoded around the codes it shares with the one before (:func:`sample_continuous`),
-    so the clip runs on without cuts. Returns a summary dict (paths, seconds, frames, fps, windows, joins)."""
+    so the clip runs on without cuts. Returns a summary dict (paths, seconds, frames, fps, windows, joins).
+    ``inputs`` (what the caller read: the ECG file, the model folder) may not be, or hold, the output."""
     import time
 
     from synth.outputs import staged_files
@@ -212,7 +213,8 @@ def generate_echo(record: Record, out: str | os.PathLike, *, model_dir: str | os
     strip = out.with_suffix(".png")
     t0 = time.time()
     # The MP4 and its filmstrip land together (synth.outputs): the PNG first, so an MP4 never lacks its strip.
-    with staged_files([strip, out] if filmstrip else [out], overwrite=overwrite) as staging:
+    with staged_files([strip, out] if filmstrip else [out], overwrite=overwrite,
+                      inputs=[*inputs, ("--model", model_dir)]) as staging:
         summary = _generate_into(record, staging / out.name, staging / strip.name if filmstrip else None,
                                  model_dir=model_dir, ef=ef, heart_rate=heart_rate, frames=frames, start_s=start_s,
                                  seed=seed, steps=steps, guidance_scale=guidance_scale, ef_guidance=ef_guidance)

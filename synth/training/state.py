@@ -74,14 +74,21 @@ def run_folder_refusal(out_dir: str | os.PathLike) -> str | None:
     if out.is_symlink() or not out.is_dir():
         return "it is not a folder"
     names = {p.name for p in out.iterdir()}
-    if not names or RUN_MARKER in names:
+    if not names:
         return None
-    other = sorted(names - RUN_ENTRIES)
-    if other:
-        more = f" and {len(other) - 3} more" if len(other) > 3 else ""
-        return f"it holds files a training run did not write ({', '.join(other[:3])}{more})"
-    if "train_config.json" not in names:
-        return "it is not a training run's folder (no train_config.json)"
+    links = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_symlink())
+    if links:  # the run writes its log, config and checkpoints through these names
+        return f"it holds links ({', '.join(links[:3])})"
+    if RUN_MARKER not in names:
+        other = sorted(names - RUN_ENTRIES)
+        if other:
+            more = f" and {len(other) - 3} more" if len(other) > 3 else ""
+            return f"it holds files a training run did not write ({', '.join(other[:3])}{more})"
+        if "train_config.json" not in names:
+            return "it is not a training run's folder (no train_config.json)"
+    if "model" in names and not list_checkpoints(out / CHECKPOINTS_DIR):
+        return ("it holds a finished run's model/ but no checkpoint to resume from (a new run would start at step "
+                "0 and replace that model and its log)")
     return None
 
 

@@ -60,6 +60,7 @@ from torch.utils.data import DataLoader, Dataset
 from synth.checkpoint import CheckpointError, save_pretrained, unwrap
 from synth.data.torch_data import ResumableSampler, collate
 from synth.errors import SynthError
+from synth.outputs import check_apart
 from synth.training import state as ckpt
 from synth.training.config import TrainConfig, train_config_to_dict
 from synth.training.ema import EMA
@@ -673,6 +674,14 @@ def plot_samples(model: nn.Module, step: int, out_dir: Path) -> None:
     plot_ecg(record, out_dir / f"step-{step:08d}.png", title=f"unconditional sample at step {step}")
 
 
+def _training_inputs(cfg: TrainConfig, config_file: Path) -> list[tuple[str, Path]]:
+    """What a run reads, labelled by its config key: the data folder, the cohorts, the weights it starts from."""
+    items = [("data.root", cfg.data.root), ("init_from", cfg.init_from),
+             *(("data.cohorts", c) for c in cfg.data.cohorts or ()),
+             *(("data.val_cohorts", c) for c in cfg.data.val_cohorts or ())]
+    return [(key, resolve_config_path(str(value), config_file)) for key, value in items if value]
+
+
 def train_from_config(cfg_path: str | os.PathLike, overrides: Mapping[str, Any] | Sequence[str] | None = None, *,
                       model_factory: Callable[[TrainConfig], nn.Module] | None = None,
                       datasets: tuple[Dataset, Dataset | None] | None = None,
@@ -690,6 +699,7 @@ def train_from_config(cfg_path: str | os.PathLike, overrides: Mapping[str, Any] 
     cfg_path = Path(cfg_path)
     cfg = load_train_config(cfg_path, overrides)
     ckpt.check_run_folder(cfg.out_dir)  # before the model and data load
+    check_apart(cfg.out_dir, _training_inputs(cfg, cfg_path))  # a run never writes into what it reads
     set_seed(cfg.seed)  # the initial weights: identical on every process and every (re)start
     model = model_factory(cfg) if model_factory is not None else build_registry_model(cfg, cfg_path)
     if cfg.init_from:  # a resumed run overwrites these weights with its checkpoint's

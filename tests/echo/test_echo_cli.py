@@ -147,3 +147,11 @@ def test_ef_guidance_guides_the_ef_modality_only_when_an_ef_is_asked(tiny_echo_m
     finally:
         del tiny_echo_model.sample
     assert seen == [{name: 1.0}] and torch.isfinite(video).all()
+
+
+def test_synth_echo_does_not_write_into_the_model_folder(tiny_export, tmp_path, capsys):
+    before = sorted(p.name for p in tiny_export.iterdir())
+    out = tiny_export / "clip.mp4"
+    assert main(["echo", "--ecg", str(RECORD), "--out", str(out), "--model", str(tiny_export)]) == 2
+    assert "lies inside this run's input folder (--model)" in capsys.readouterr().err
+    assert sorted(p.name for p in tiny_export.iterdir()) == before

@@ -179,3 +179,28 @@ def test_weights_from_another_model_are_refused(tmp_path):
     (b / "model.safetensors").rename(a / "model.safetensors")
     with pytest.raises(CheckpointError, match="do not match"):
         load_pretrained(a)
+
+
+def test_save_pretrained_overwrites_only_an_export_and_writes_readable_files(tmp_path):
+    """overwrite=True replaces a checkpoint export; any other folder is refused, untouched. Exports are not left
+    private (mode 0700/0600) by the temporary folder they are assembled in."""
+    import os
+    import stat
+
+    from synth.checkpoint import save_pretrained
+    from synth.outputs import OutputRefusedError
+
+    model = make_model(TINY_PRESETS[0])
+    out = save_pretrained(model, tmp_path / "ck")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o777 & ~mask  # as mkdir makes folders, not mkdtemp's 0700
+    assert stat.S_IMODE(os.stat(out / "model.safetensors").st_mode) == 0o666 & ~mask
+    save_pretrained(model, out, overwrite=True)  # an export: replaced
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "config.json").write_text("{}")
+    (user / "thesis.tex").write_text("mine")
+    with pytest.raises(OutputRefusedError, match="holds files an export does not"):
+        save_pretrained(model, user, overwrite=True)
+    assert (user / "thesis.tex").read_text() == "mine"

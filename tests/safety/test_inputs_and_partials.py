@@ -210,3 +210,17 @@ with ProcessPoolExecutor(1, initializer=die_with_parent, initargs=(os.getpid(),)
         time.sleep(0.1)
     os.kill(worker, signal.SIGKILL)
     pytest.fail("the worker outlived its killed parent")
+
+
+def test_converting_onto_the_data_file_an_input_header_reads_is_refused(tmp_path, capsys, synthetic_record):
+    """hdr.hea names rec.dat: converting hdr to the record rec (synth's own, so --force would replace it) must not
+    rewrite the samples the input is made of."""
+    from synth.data.writers import write_record
+
+    write_record(synthetic_record, tmp_path / "rec", "wfdb")
+    header = (tmp_path / "rec.hea").read_text().replace("rec ", "hdr ", 1)
+    (tmp_path / "hdr.hea").write_text(header)
+    before = (tmp_path / "rec.dat").read_bytes()
+    code, err = run(["data", "convert", tmp_path / "hdr.hea", tmp_path / "rec", "--to", "wfdb", "--force"], capsys)
+    assert code == 2 and "it is this run's input" in err and "rec.dat" in err, err
+    assert (tmp_path / "rec.dat").read_bytes() == before

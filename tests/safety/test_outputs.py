@@ -369,3 +369,19 @@ def test_a_tool_replaces_an_unmarked_folder_it_owns_and_leaves_no_old_copy(tmp_p
         (stage / "config.json").write_text('{"new": 1}')
     assert tree(folder) == {"config.json": b'{"new": 1}'}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink"])
+def test_a_link_in_place_of_the_lock_file_is_refused_and_its_target_kept(tmp_path, kind):
+    """The lock is truncated and written: a link planted at .NAME.synth-lock must not make synth overwrite
+    the file it points to."""
+    victim = tmp_path / "thesis.txt"
+    victim.write_text("my thesis")
+    lock = tmp_path / ".out.synth-lock"
+    if kind == "symlink":
+        lock.symlink_to(victim)
+    else:
+        os.link(victim, lock)
+    with pytest.raises(OutputRefusedError, match="synth-lock beside it is"), staged_folder(tmp_path / "out"):
+        pass
+    assert victim.read_text() == "my thesis" and not (tmp_path / "out").exists()

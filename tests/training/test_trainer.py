@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,48 @@ def test_a_second_training_into_a_locked_run_folder_stops_at_once(tmp_path: Path
         assert {p.relative_to(run).as_posix(): p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
     assert second.fit() == run / "model" and second.step == 4  # free again: it resumes and finishes
     assert not saving.exists()  # a partial save left by a killed run is cleared once the lock is held
+
+
+def test_a_finished_run_without_its_checkpoints_is_not_retrained_over(tmp_path: Path):
+    """Deleting a finished run's checkpoints (to free the disk) must not let the next command start at step 0
+    and replace its model/ and log."""
+    from synth.outputs import OutputRefusedError
+
+    run = tmp_path / "run"
+    Trainer(make_toy(), toy_config(run, steps=2), ToySignals()).fit()
+    shutil.rmtree(run / "checkpoints")
+    before = {p.relative_to(run).as_posix(): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(OutputRefusedError, match="finished run's model/ but no checkpoint"):
+        Trainer(make_toy(), toy_config(run, steps=3), ToySignals())
+    assert {p.relative_to(run).as_posix(): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("entry", ["train_log.csv", "train_config.json"])
+def test_a_run_folder_holding_links_is_refused(tmp_path: Path, entry):
+    """The run writes its log and config through these names: a link would have it overwrite another file."""
+    from synth.outputs import OutputRefusedError
+
+    run = tmp_path / "run"
+    Trainer(make_toy(), toy_config(run, steps=2), ToySignals()).fit()
+    notebook = tmp_path / "notebook.csv"
+    notebook.write_text("my notes")
+    (run / entry).unlink()
+    (run / entry).symlink_to(notebook)
+    with pytest.raises(OutputRefusedError, match="it holds links"):
+        Trainer(make_toy(), toy_config(run, steps=4), ToySignals())
+    assert notebook.read_text() == "my notes"
+
+
+def test_training_does_not_write_into_its_data_folder(tmp_path: Path, monkeypatch, capsys):
+    from synth.data.sample import sample_ptbxl_root
+    from synth.training.__main__ import main
+
+    data = tmp_path / "ptbxl"
+    shutil.copytree(sample_ptbxl_root(), data)
+    before = sorted(p.relative_to(data).as_posix() for p in data.rglob("*"))
+    monkeypatch.chdir(REPO)
+    code = main(["configs/train/tiny.yaml", f"out_dir={data / 'records100' / 'run'}", f"data.root={data}",
+                 "steps=2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "lies inside this run's input folder (data.root)" in err, err
+    assert sorted(p.relative_to(data).as_posix() for p in data.rglob("*")) == before

@@ -13,7 +13,9 @@ omitted), `--steps` for the large runs (fewer, so the benchmark fits a CPU sessi
 it).
 
 `--parts throughput` or `--parts scale` (memory and resume) runs one half and keeps the other half's figures from
-an existing `--out` file: the speed figures need an otherwise idle machine, the rest does not.
+an existing `--out` file: the speed figures need an otherwise idle machine, the rest does not. An existing `--out`
+is read and replaced only when this script wrote it (a synth `writer` entry and `made_by` this script); any other
+file there is refused before any run starts. It lands by a rename.
 
 The cohorts are made in `--work`, staged beside it and marked as this script's scratch (synth.outputs): a rerun
 replaces a scratch folder this script made, unchanged, and refuses any other folder before any run starts.
@@ -69,16 +71,9 @@ def _checksums(folder: Path) -> list[str]:
 def scratch_refusal(folder: Path) -> str | None:
     """Why ``folder`` may not be replaced as the scratch folder (None when it is one this script made, unchanged):
     it is removed and remade, so a folder given by mistake (``.``, a data folder) must never qualify."""
-    from synth.outputs import MARKER, folder_refusal
+    from synth.outputs import made_by_refusal
 
-    reason = folder_refusal(folder)
-    if reason:
-        return reason
-    try:
-        made_by = json.loads((folder / MARKER).read_text(encoding="utf-8")).get("made_by")
-    except (OSError, ValueError, AttributeError):
-        made_by = None
-    return None if made_by == MADE_BY else f"it is a synth output, but not a scratch folder of {MADE_BY}"
+    return made_by_refusal(folder, MADE_BY, "scratch folder")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     work = REPO / args.work
 
     def run() -> None:
+        check_out(Path(args.out), work)
         reason = scratch_refusal(work) if work.exists() or work.is_symlink() else None
         if reason:  # before any run; staged_folder checks again when it replaces the folder
             raise OutputRefusedError(f"will not remove it to use as the scratch folder: {reason}", path=work,
@@ -112,11 +108,52 @@ def main(argv: list[str] | None = None) -> int:
     return exit_code_of(Path(__file__).name, run)
 
 
+def out_refusal(out: Path) -> str | None:
+    """Why the existing ``--out`` may not be read and replaced (None when it is a JSON this script wrote)."""
+    from evaluation.classifier import json_out_refusal
+
+    reason = json_out_refusal(out)
+    if reason:
+        return reason
+    try:
+        made_by = json.loads(out.read_text(encoding="utf-8")).get("made_by")
+    except (OSError, ValueError, AttributeError):
+        made_by = None
+    return None if made_by == MADE_BY else f"it is a synth result, but not one of {MADE_BY}"
+
+
+def check_out(out: Path, work: Path) -> None:
+    """Refuse, before any run, an ``--out`` in the scratch folder (replaced at the end) or an existing one this
+    script did not write (it keeps the other half's figures from it, then replaces it)."""
+    from synth.outputs import OutputRefusedError
+
+    where, scratch = out.expanduser().resolve(), work.expanduser().resolve()
+    if where == scratch or scratch in where.parents:
+        raise OutputRefusedError(f"it lies inside the scratch folder --work {work}", path=out,
+                                 hint="write --out outside the scratch folder, which is replaced at the end")
+    check_ours(out)
+
+
+def check_ours(out: Path) -> None:
+    """Refuse an existing ``--out`` this script did not write."""
+    from synth.outputs import OutputRefusedError
+
+    reason = out_refusal(out) if out.exists() or out.is_symlink() else None
+    if reason:
+        raise OutputRefusedError(f"will not read or replace it: {reason}", path=out,
+                                 hint="choose a new --out, or one this script wrote")
+
+
 def _measure(work: Path, args) -> None:
     """Every run of the benchmark, in the (staged) scratch folder ``work``, and the ``--out`` file."""
+    from evaluation.classifier import write_json_out
+
     out = Path(args.out)
-    result: dict = json.loads(out.read_text()) if out.is_file() else {}
-    result.update({"machine": f"{os.cpu_count()} CPU cores, one thread per process", "steps_large": args.steps})
+    ours = out.is_file() and out_refusal(out) is None  # checked before any run: exists only when ours
+    result: dict = json.loads(out.read_text(encoding="utf-8")) if ours else {}
+    result.pop("writer", None)  # the new one is written
+    result.update({"made_by": MADE_BY, "machine": f"{os.cpu_count()} CPU cores, one thread per process",
+                   "steps_large": args.steps})
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     # Warm the caches (signals, heart rates) so no run pays for them.
     _run(_cohort_cmd(work / "warm", 16, 1))
@@ -130,10 +167,8 @@ def _measure(work: Path, args) -> None:
         speed = result["throughput"]["by_processes"]
         result["extrapolated_100k_hours"] = {f"{k}_process{'es' if k != '1' else ''}":
                                              100_000 / v["records_per_s"] / 3600 for k, v in speed.items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out)
+    check_ours(out)  # put there, or changed, while the runs went on
+    write_json_out(out, result, force=ours)  # a file that appeared meanwhile is not replaced
     print(json.dumps({k: v for k, v in result.items() if k != "memory"}, indent=1))
 
 

@@ -11,6 +11,9 @@ the model's response curve (made monotone); its inverse, as ``ef_asked`` / ``ef_
 linear, held at the end knots: an EF below the lowest median measured is asked as the lowest EF of ``--ef``).
 ``--write-to`` copies the model export with the knots in its config. Choose on VAL clips; score TEST once with
 ``synth bench echo``. Written: ``report.json`` and ``response.png``.
+
+``--out`` and ``--write-to`` are new folders, never inside (or holding) the ``--model``, ``--encoder`` or ``--data``
+the run reads; both are checked before anything loads.
 """
 
 from __future__ import annotations
@@ -33,7 +36,13 @@ def inverse_knots(asked, measured_median) -> tuple[list[float], list[float]]:
     return [round(float(x), 2) for x in drawn[keep]], [round(float(x), 2) for x in given[keep]]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    from synth.errors import exit_code_of
+
+    return exit_code_of(Path(__file__).name, lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> None:
     import numpy as np
     import torch
     from tqdm import tqdm
@@ -48,7 +57,7 @@ def main() -> None:
     )
     from synth.echo.dataset import EchoTensors
     from synth.echo.generate import load_echo_model, sample_videos
-    from synth.outputs import staged_folder
+    from synth.outputs import check_apart, staged_folder
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="ECG → echo export folder")
@@ -65,10 +74,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--out", required=True, help="folder for report.json and response.png (must not exist)")
     ap.add_argument("--write-to", help="copy of the model export with the fitted knots in its config (must not exist)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
     out, grid = Path(args.out), sorted(args.ef)
+    inputs = [("--model", args.model), ("--encoder", args.encoder), ("--data", args.data)]
+    for path in (out, *(() if not args.write_to else (Path(args.write_to), Path(args.write_to + ".tmp")))):
+        check_apart(path, inputs)  # before anything loads
     taken = [p for p in (out, *(() if not args.write_to else (Path(args.write_to), Path(args.write_to + ".tmp"))))
              if p.exists()]
     if taken:
@@ -111,7 +123,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with staged_folder(out) as stage:
+    with staged_folder(out, inputs=inputs) as stage:
         fig, ax = plt.subplots(figsize=(5.5, 5))
         ax.boxplot(measured.T, positions=grid, widths=4, showfliers=False)
         ax.plot(grid, median, "o-", color="C1", label="median measured EF")
@@ -140,4 +152,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -8,6 +8,9 @@ the one before and crossfaded with it over the shared frames, :func:`synth.echo.
 by side). For each clip, the mean absolute frame-to-frame change at the joins (every step inside the overlaps for the
 continuous clip; the step at the cut for independent windows) is divided by the median change between other
 consecutive frames (:func:`evaluation.echo.join_change`); 1 = a join no larger than any frame step.
+
+``--out`` is a new file, or with ``--force`` a JSON this script wrote (a ``writer`` entry); never inside or equal to
+the ``--data`` or the model it reads. It is checked before the model loads and lands by a rename.
 """
 
 from __future__ import annotations
@@ -21,12 +24,27 @@ import numpy as np
 import torch
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    from synth.data.sample import sample_ptbxl_root
+    from synth.errors import exit_code_of
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(sample_ptbxl_root()))
+    ap.add_argument("--records", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True, help="JSON report (a new file)")
+    ap.add_argument("--force", action="store_true", help="replace an --out file this script wrote (nothing else)")
+    args = ap.parse_args(argv)
+    return exit_code_of(Path(__file__).name, lambda: _measure(args))
+
+
+def _measure(args: argparse.Namespace) -> None:
+    from evaluation.classifier import check_json_out, write_json_out
     from evaluation.echo import join_change
     from synth.data.ptbxl import PTBXL
-    from synth.data.sample import sample_ptbxl_root
     from synth.echo.generate import (
         DEFAULT_GUIDANCE,
+        DEFAULT_MODEL_NAME,
         ecg_condition,
         join_frames,
         layout,
@@ -35,13 +53,11 @@ def main() -> None:
         sample_videos,
         window_starts,
     )
+    from synth.outputs import check_apart
+    from synth.tasks.common import checkpoints_root
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=str(sample_ptbxl_root()))
-    ap.add_argument("--records", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    check_apart(args.out, [("--data", args.data), ("model", checkpoints_root() / DEFAULT_MODEL_NAME)])
+    check_json_out(args.out, force=args.force)  # before the model and the records load
     model = load_echo_model(None)
     lay = layout(model)
     f_tok = lay.frames // model.network.time_tokens
@@ -75,12 +91,9 @@ def main() -> None:
     out = {"records": len(rows), "seed": args.seed, "guidance_scale": DEFAULT_GUIDANCE, "summary": summary, "rows": rows,
            "seconds_per_10s_clip": float(np.mean([r["seconds_continuous"] for r in rows])),
            "wall_s": time.perf_counter() - started}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    from synth.io_utils import atomic_write_text
-
-    atomic_write_text(args.out, json.dumps(out, indent=2))
+    write_json_out(args.out, out, force=args.force)
     print(json.dumps(summary))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

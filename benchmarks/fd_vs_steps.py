@@ -12,6 +12,9 @@ guidance, else 1). The rule the project uses (issue #13): the
 default is the fewest evaluations whose FD lies within 10 % of the FD at 64 evaluations (at the most evaluations
 when 64 was not run); choose on fold 9 (``--split val``), then report fold 10 once. ``--render REPORT.json``
 rewrites the tables of an earlier run without generating again.
+
+``--out`` is a new folder, or with ``--force`` one synth wrote; never inside (or holding) the generator, the
+classifier, the ``--data`` or the ``--render`` report it reads. It is checked before anything loads.
 """
 
 from __future__ import annotations
@@ -22,13 +25,20 @@ import time
 from pathlib import Path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    from synth.errors import exit_code_of
+
+    return exit_code_of(Path(__file__).name, lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> None:
     import numpy as np
 
     from evaluation import bench
     from evaluation.frechet import fd_with_floor
     from evaluation.physiology import physiology_report
     from synth import registry
+    from synth.outputs import check_output_folder
     from synth.tasks.common import checkpoints_root
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -46,16 +56,20 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=".cache/ptbxl")
     ap.add_argument("--out", required=True)
     ap.add_argument("--force", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.render:
+        inputs = [("--render", args.render)]
+        check_output_folder(args.out, overwrite=args.force, inputs=inputs)
         report = json.loads(Path(args.render).read_text(encoding="utf-8"))
-        write(report, args.out, args.force)
+        write(report, args.out, args.force, inputs)
         return
     if not args.generator:
         ap.error("--generator is required (or --render REPORT_JSON)")
     started = time.perf_counter()
-    bench._check_out(Path(args.out), args.force)
     data_root = Path(args.data) if args.data else bench.default_data_root()
+    inputs = [("--generator", args.generator), ("--data", data_root),
+              ("classifier", checkpoints_root() / bench.CLASSIFIER_NAME)]
+    check_output_folder(args.out, overwrite=args.force, inputs=inputs)  # before anything loads
     ds, scored, train = bench._open(data_root, args.split, args.n, minimum=bench.K_NN + 2)
     rng = np.random.default_rng(args.seed)
     scored_x, train_x = bench._load(scored, args.cache_dir, True), bench._load(train, args.cache_dir, True)
@@ -86,7 +100,7 @@ def main() -> None:
               f"[{rows[-1]['fd']['low']:.2f}, {rows[-1]['fd']['high']:.2f}], {seconds / args.n:.3f} s/ECG", flush=True)
     report = {"generator": args.generator, "split": args.split, "n": args.n, "guidance_scale": args.guidance_scale,
               "sampler": sampler, "seed": args.seed, "rows": rows, "wall_s": time.perf_counter() - started}
-    write(report, args.out, args.force)
+    write(report, args.out, args.force, inputs)
 
 
 def choose(rows: list[dict]) -> tuple[dict, str]:
@@ -99,7 +113,8 @@ def choose(rows: list[dict]) -> tuple[dict, str]:
     return min(within, key=lambda r: r["nfe"]), rule
 
 
-def write(report: dict, out: str, force: bool) -> None:
+def write(report: dict, out: str, force: bool, inputs=()) -> None:
+    """``report.json`` and ``report.md`` into the new folder ``out`` (apart from the run's ``inputs``)."""
     from synth.outputs import staged_folder
 
     chosen, report["rule"] = choose(report["rows"])
@@ -115,11 +130,11 @@ def write(report: dict, out: str, force: bool) -> None:
                      f"{'' if cc is None else format(cc['estimate'], '.3f')} | {r['hr_mae_bpm']:.1f} | "
                      f"{r['seconds_per_ecg']:.3f} |")
     lines += ["", f"Rule: {report['rule']} → **{chosen['steps']} steps** ({chosen['nfe']} NFE)."]
-    with staged_folder(out, overwrite=force) as stage:
+    with staged_folder(out, overwrite=force, inputs=inputs) as stage:
         (stage / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         (stage / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"chosen: {chosen['steps']} steps; report in {out}/report.md ({report['wall_s']:.0f} s)")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

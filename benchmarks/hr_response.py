@@ -8,6 +8,9 @@
 ``report.json`` (every record's asked and drawn rate, the median drawn rate in equal-count bins of the asked one,
 the error per rhythm statement) and ``response.png``. A response curve on the diagonal with a large mean error says
 the error is spread, not bias that a mapping of the asked rate could remove.
+
+``--out`` is a new folder, or with ``--force`` one synth wrote; never inside (or holding) the ``--checkpoint`` or
+the ``--data`` it reads. It is checked before anything loads.
 """
 
 from __future__ import annotations
@@ -20,13 +23,19 @@ from pathlib import Path
 RHYTHMS = ("SR", "AFIB", "STACH", "SBRAD", "SARRH", "PACE", "SVARR", "AFLT", "BIGU", "TRIGU", "PSVT", "SVTAC")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    from synth.errors import exit_code_of
+
+    return exit_code_of(Path(__file__).name, lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> None:
     import numpy as np
 
     from evaluation import bench
     from evaluation.physiology import heart_rate
     from synth.checkpoint import load_pretrained
-    from synth.outputs import staged_folder
+    from synth.outputs import check_output_folder, staged_folder
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", required=True, help="report → 12-lead export folder")
@@ -39,13 +48,15 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--out", required=True, help="folder for report.json and response.png (must not exist)")
     ap.add_argument("--force", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
     out = Path(args.out)
-    bench._check_out(out, args.force)
+    data_root = args.data or bench.default_data_root()
+    inputs = [("--checkpoint", args.checkpoint), ("--data", data_root)]
+    check_output_folder(out, overwrite=args.force, inputs=inputs)  # before anything loads
     model = load_pretrained(args.checkpoint).eval()
-    _, scored, _ = bench._open(args.data or bench.default_data_root(), "val", args.n)
+    _, scored, _ = bench._open(data_root, "val", args.n)
     signals = bench._load(scored, ".cache/ptbxl", True)
     index = np.sort(np.random.default_rng(args.seed).choice(len(scored), args.n, replace=False))
     cond = bench._conditions(scored, signals, index, True)
@@ -82,7 +93,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with staged_folder(out, overwrite=args.force) as stage:
+    with staged_folder(out, overwrite=args.force, inputs=inputs) as stage:
         fig, ax = plt.subplots(figsize=(5.5, 5))
         ax.scatter(asked, drawn, s=4, alpha=0.3, label="records")
         ax.plot([b["asked_median"] for b in per_bin], [b["drawn_median"] for b in per_bin], "o-", color="C1",
@@ -101,4 +112,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -14,6 +14,9 @@ pooled, with bootstrap intervals over subjects.
 
 Each fold resumes where it stopped (its training checkpoints, then its score); rerun the same command after an
 interruption. ``--steps`` below the recipe's own is a CPU compromise, stated in the report.
+
+``--out`` is a new folder, or with ``--force`` one synth wrote; never inside (or holding) the ``--data``, the
+``--config`` or the ``--work`` folder the run reads. It is checked before anything loads.
 """
 
 from __future__ import annotations
@@ -45,7 +48,13 @@ def _over_subjects(values: np.ndarray, stat, n_boot: int, seed: int) -> dict:
     return {**record_interval(values, stat, n_boot, seed), "subjects": int(len(values))}
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    from synth.errors import exit_code_of
+
+    return exit_code_of(Path(__file__).name, lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="configs/task/ppg2ecg_phase.yaml", help="the training recipe (bidmc_ppg)")
     ap.add_argument("--data", default="../shared/data/bidmc")
@@ -61,16 +70,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
 
-    from evaluation.bench import _check_out
     from evaluation.ppg_bench import run_ppg2ecg
     from synth.data.bidmc import BIDMC
-    from synth.outputs import staged_folder
+    from synth.outputs import check_output_folder, staged_folder
     from synth.training.config import load_train_config
     from synth.training.trainer import train_from_config
 
     started = time.perf_counter()
     out = Path(args.out)
-    _check_out(out, args.force)
+    inputs = [("--data", args.data), ("--config", args.config), ("--work", args.work)]
+    check_output_folder(out, overwrite=args.force, inputs=inputs)  # before anything loads
     bidmc = BIDMC(args.data)
     groups = folds_of(bidmc.subjects, args.folds)
     recipe = load_train_config(args.config, args.set)
@@ -132,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["", f"Paired r difference (model − linear) over {len(common)} subjects: "
                       f"{ci(summary['paired_r_difference'])}."]
     lines += ["", "Folds (held-out subjects): " + "; ".join(", ".join(map(str, g)) for g in groups) + "."]
-    with staged_folder(out, overwrite=args.force) as stage:
+    with staged_folder(out, overwrite=args.force, inputs=inputs) as stage:
         (stage / "report.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         (stage / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
         _plot(per_subject, stage / "per_subject_r.png")
@@ -162,4 +171,4 @@ def _plot(per_subject: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

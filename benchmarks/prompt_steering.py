@@ -8,6 +8,10 @@ statement under the "normal ECG" prompt of the same language. Prompts cover diag
 and rhythms (atrial fibrillation, sinus bradycardia, sinus tachycardia). Writes a JSON and a Markdown table.
 
     python benchmarks/prompt_steering.py --n 64 --guidance-scale 2 --out benchmarks/results/prompt_steering.json
+
+``--out`` and the ``.md`` beside it are new files, claimed before the model loads (never inside or equal to the
+``--model`` or ``--classifier`` it reads), and land together by renames when the run completes
+(synth.outputs.staged_files).
 """
 
 from __future__ import annotations
@@ -36,12 +40,9 @@ PROMPTS: tuple[tuple[tuple[str, ...], str, str], ...] = (
 FS_HZ = 100
 
 
-def main() -> None:
-    from evaluation.classifier import ClassifierFeatures, load_classifier
-    from evaluation.physiology import heart_rate
-    from synth.checkpoint import load_pretrained
+def main(argv: list[str] | None = None) -> int:
+    from synth.errors import exit_code_of
     from synth.tasks.common import checkpoints_root
-    from synth.tasks.generate import as_records
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(checkpoints_root() / "report2ecg"))
@@ -50,8 +51,37 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--guidance-scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="benchmarks/results/prompt_steering.json")
-    args = parser.parse_args()
+    parser.add_argument("--out", default="benchmarks/results/prompt_steering.json",
+                        help="JSON report (a new file; the Markdown table goes beside it as .md, also new)")
+    args = parser.parse_args(argv)
+    if Path(args.out).suffix.lower() == ".md":
+        parser.error("--out names the JSON report; its Markdown table is written beside it as .md")
+    return exit_code_of(Path(__file__).name, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Claim ``--out`` and its ``.md`` (new files, apart from the inputs), measure, and write both as one unit."""
+    from synth.outputs import WRITER, check_apart, staged_files
+
+    out = Path(args.out)
+    md = out.with_suffix(".md")
+    inputs = [("--model", args.model), ("--classifier", args.classifier)]
+    for path in (out, md):
+        check_apart(path, inputs)
+    with staged_files([md, out], inputs=inputs) as stage:  # refused here, before the model loads, if either exists
+        result, lines = _measure(args)
+        (stage / md.name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (stage / out.name).write_text(json.dumps({"writer": WRITER, **result}, indent=2), encoding="utf-8")
+    print("\n".join(lines))
+    print(f"written {out} and {md} ({result['wall_s']:.0f} s)")
+
+
+def _measure(args: argparse.Namespace) -> tuple[dict, list[str]]:
+    """Every prompt sampled and scored: the JSON result and the lines of the Markdown table."""
+    from evaluation.classifier import ClassifierFeatures, load_classifier
+    from evaluation.physiology import heart_rate
+    from synth.checkpoint import load_pretrained
+    from synth.tasks.generate import as_records
 
     model = load_pretrained(args.model)
     clf = ClassifierFeatures(load_classifier(args.classifier))
@@ -86,11 +116,6 @@ def main() -> None:
     result = {"model": args.model, "classifier": args.classifier, "n_per_prompt": args.n, "steps": args.steps,
               "guidance_scale": args.guidance_scale, "seed": args.seed, "wall_s": time.perf_counter() - started,
               "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out)
     lines = [f"n = {args.n} per prompt, guidance scale {args.guidance_scale:g}, classifier {args.classifier}", "",
              "| language | prompt | P(named) under this prompt | P(named) under the normal prompt | HR median [IQR] |",
              "|---|---|---|---|---|"]
@@ -101,12 +126,8 @@ def main() -> None:
         lo, hi = r["heart_rate_iqr"]
         lines.append(f"| {r['language']} | {r['prompt']} | {now} | {'—' if r is base else ref} | "
                      f"{r['heart_rate_median']:.0f} [{lo:.0f}, {hi:.0f}] |")
-    md = out.with_suffix(".md")
-    md.with_name(md.name + ".tmp").write_text("\n".join(lines) + "\n")
-    md.with_name(md.name + ".tmp").replace(md)
-    print("\n".join(lines))
-    print(f"written {out} ({result['wall_s']:.0f} s)")
+    return result, lines
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

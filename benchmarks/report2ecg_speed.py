@@ -11,12 +11,14 @@ them; each report is encoded inside the timed call, as ``synth generate`` does. 
 ``(n, 12, 1000)`` float32 mV in memory (the lead laws applied), in batches of ``--batch-size``, after one untimed
 warm-up batch; not timed: loading the model and writing files. Network evaluations per record = steps × (2 with
 classifier-free guidance, else 1).
+
+``--out`` is a new file, or with ``--force`` a JSON this script wrote (a ``writer`` entry); never inside or equal to
+a checkpoint folder or the ``--data`` it reads. It is checked before any data or model loads and lands by a rename.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -39,7 +41,7 @@ def sample(model, cond, n: int, args, steps: int, guidance: float, desc: str):
                                     args.batch_size, steps, desc, True, guidance)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--generator", action="append", required=True)
     ap.add_argument("--n", type=int, default=512)
@@ -48,16 +50,35 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="PTB-XL folder (default ../shared/data/ptbxl, else the sample)")
     ap.add_argument("--cache-dir", default=".cache/ptbxl")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True, help="JSON report")
-    args = ap.parse_args()
+    ap.add_argument("--out", required=True, help="JSON report (a new file)")
+    ap.add_argument("--force", action="store_true", help="replace an --out file this script wrote (nothing else)")
+    args = ap.parse_args(argv)
+    from synth.errors import exit_code_of
 
+    return exit_code_of(Path(__file__).name, lambda: _measure(args))
+
+
+def check_out(args: argparse.Namespace, data_root: Path) -> None:
+    """Refuse, before any data or model loads, an ``--out`` inside (or equal to) a checkpoint or ``--data`` it
+    reads, or one that exists (unless ``--force`` and this script wrote it)."""
+    from evaluation.classifier import check_json_out
+    from synth.outputs import check_apart
+
+    inputs = [("--generator", parse(spec)[0]) for spec in args.generator if not spec.startswith("baseline:")]
+    check_apart(args.out, [*inputs, ("--data", data_root)])
+    check_json_out(args.out, force=args.force)
+
+
+def _measure(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
     from evaluation import baselines, bench
+    from evaluation.classifier import write_json_out
 
-    torch.set_num_threads(args.threads)
     data_root = Path(args.data) if args.data else bench.default_data_root()
+    check_out(args, data_root)
+    torch.set_num_threads(args.threads)
     _, scored, _ = bench._open(data_root, "val", args.n, minimum=1)
     scored_x = bench._load(scored, args.cache_dir, True)
     index = np.sort(np.random.default_rng(args.seed).choice(len(scored), args.n, replace=len(scored) < args.n))
@@ -86,13 +107,9 @@ def main() -> None:
     report = {"threads": args.threads, "batch_size": args.batch_size, "n": args.n, "split": "val",
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
               "load_average_at_end": os.getloadavg()[0], "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
-    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    os.replace(tmp, out)
-    print(f"report in {out}")
+    write_json_out(args.out, report, force=args.force)
+    print(f"report in {args.out}")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

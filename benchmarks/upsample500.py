@@ -6,6 +6,9 @@ takes report → 12-lead records (100 Hz, conditions of the split's records) to 
 spectra with the split's real 500 Hz records. Choices (steps) are made with ``--split val``; ``test`` is scored once.
 
     python benchmarks/upsample500.py --split val --steps 1 --steps 8 --out runs/bench_upsample_val
+
+``--out`` is a new folder, or with ``--force`` one synth wrote; never inside (or holding) the ``--data``,
+``--upsampler`` or ``--generator`` the run reads. It is checked before anything loads.
 """
 
 from __future__ import annotations
@@ -19,6 +22,12 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> int:
+    from synth.errors import exit_code_of
+
+    return exit_code_of(Path(__file__).name, lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> None:
     from evaluation.bootstrap import record_interval
     from evaluation.report import _ci, _plt
     from evaluation.upsample_bench import BANDS, high_frequency_share, mean_spectrum, record_metrics
@@ -26,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from synth.data.ptbxl import PTBXL, at_both_rates
     from synth.data.transforms import resample
     from synth.io_utils import atomic_write_text
-    from synth.outputs import staged_folder
+    from synth.outputs import check_output_folder, staged_folder
     from synth.tasks import Prompt, generate
     from synth.tasks.common import checkpoints_root, fit_length
     from synth.tasks.plots import plot_qrs_closeup
@@ -47,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     steps_list = args.steps or [1, 8]
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise SystemExit(f"{out}: output folder already exists (pass --force)")
+    inputs = [("--data", args.data), ("--upsampler", args.upsampler),
+              *([("--generator", args.generator)] if args.n_generated > 0 else [])]
+    check_output_folder(out, overwrite=args.force, inputs=inputs)  # before anything loads
 
     started = time.perf_counter()
     low, high = at_both_rates(args.data, args.split)
@@ -101,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                      "share_above_50hz": {k: record_interval(v, median, args.n_boot, args.seed)
                                           for k, v in share.items()}}
 
-    with staged_folder(out, overwrite=args.force) as stage:
+    with staged_folder(out, overwrite=args.force, inputs=inputs) as stage:
         plt = _plt()
         fig, axes = plt.subplots(1, 2 if generated else 1, figsize=(13 if generated else 7, 4.5), squeeze=False)
         ax = axes[0, 0]
@@ -153,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["Plots: `spectra.png`, `qrs_closeup.png`.", ""]
         atomic_write_text(stage / "report.md", "\n".join(lines))
     print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":

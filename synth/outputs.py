@@ -214,6 +214,20 @@ def folder_refusal(folder: str | os.PathLike) -> str | None:
     return None
 
 
+def made_by_refusal(folder: str | os.PathLike, made_by: str, what: str) -> str | None:
+    """Why a script may not replace ``folder`` (None when it is a synth output, unchanged, whose marker names
+    ``made_by``: ``staged_folder(..., marker={"made_by": made_by})`` wrote it). ``what``: the kind of folder the
+    script makes, for the message ("scratch folder", "bundle")."""
+    reason = folder_refusal(folder)
+    if reason:
+        return reason
+    try:
+        mine = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8")).get("made_by")
+    except (OSError, ValueError, AttributeError):
+        mine = None
+    return None if mine == made_by else f"it is a synth output, but not a {what} of {made_by}"
+
+
 def write_marker(folder: Path, **extra) -> Path:
     """Write :data:`MARKER` into a finished ``folder``: every file with its size, the writer and the command."""
     files, _ = _files_in(folder)

@@ -1,8 +1,8 @@
 """Pack what a lent GPU machine needs to train report2ecg into ``.device/`` (under the 64 MiB a call carries).
 
-    python tools/device_bundle.py [--records 8000] [--step-uv 4]     # here, once (a few minutes, one core)
+    python tools/device_bundle.py [--records 8000] [--step-uv 4] [--force]   # here, once (minutes, one core)
     # then, on a session with a device lease, one call (see tools/device_train.py for the command):
-    #   run(command=..., carry=[".device", ".whl"], timeout_s=600)
+    #   run(command=..., carry=[".device"], timeout_s=600)
 
 The GPU machine has PyTorch but not this project's data, the MiniLM wheel (too big to carry) or a few packages, so:
 
@@ -12,9 +12,14 @@ The GPU machine has PyTorch but not this project's data, the MiniLM wheel (too b
 - ``meta.npz``: per record its labels (the 38 statements the 8-lead report2ecg knows), age, sex, measured heart
   rate and the index of its own report and of its English one in ``texts``;
 - ``texts.npz``: every distinct report's MiniLM sentence embedding (float16), precomputed here;
-- ``.whl/``: wheels of the packages the machine lacks (omegaconf, diffusers, importlib-metadata), pure Python.
+- ``wheels/``: wheels of the packages the machine lacks (omegaconf, diffusers, importlib-metadata), pure Python,
+  downloaded into the bundle itself (nothing is written into the working directory).
 
 Records are taken in a fixed random order (seed 0), so a bundle is the same every time it is built.
+
+``--out`` is a new folder, or with ``--force`` a bundle this script made, unchanged (synth.outputs): any other
+folder, and one inside (or holding) the ``--data`` or the checkpoint it reads, is refused before anything loads.
+The bundle is assembled beside it and appears by a rename when complete.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 LEADS_8_INDEX = [0, 1, 6, 7, 8, 9, 10, 11]  # I, II, V1-V6 in canonical 12-lead order
 MAX_BYTES = 60 * 1024**2
 WHEELS = ("omegaconf==2.4.0", "diffusers==0.42.1", "importlib-metadata==8.7.0")
+#: The bundle's folder of wheels (installed on the device machine from ``.device/wheels/*.whl``).
+WHEEL_DIR = "wheels"
+#: Recorded in the bundle's marker: ``--force`` replaces a bundle of this script, no other synth output.
+MADE_BY = "tools/device_bundle.py"
 
 
 def pack_signals(x: np.ndarray, step_uv: float) -> bytes:
@@ -53,24 +62,66 @@ def unpack_signals(blob: bytes) -> np.ndarray:
     return (np.cumsum(delta, axis=-1, dtype=np.int64) * (step / 1000.0)).astype(np.float32)
 
 
-def main() -> None:
-    from synth.checkpoint import load_pretrained
-    from synth.data.ptbxl import PTBXL
-    from synth.tasks.common import checkpoint_path
+def main(argv: list[str] | None = None) -> int:
+    from synth.errors import exit_code_of
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/ptbxl")
     ap.add_argument("--records", type=int, default=8000)
     ap.add_argument("--step-uv", type=float, default=4.0)
-    ap.add_argument("--out", default=".device")
+    ap.add_argument("--out", default=".device", help="the bundle: a new folder (or, with --force, one this made)")
+    ap.add_argument("--force", action="store_true", help="replace a bundle this script made, unchanged")
     ap.add_argument("--no-wheels", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    return exit_code_of(Path(__file__).name, lambda: _pack(args))
+
+
+def bundle_refusal(folder: Path) -> str | None:
+    """Why ``--force`` may not replace ``folder`` (None when it is a bundle this script made, unchanged)."""
+    from synth.outputs import made_by_refusal
+
+    return made_by_refusal(folder, MADE_BY, "bundle")
+
+
+def _pack(args: argparse.Namespace) -> None:
+    from synth.checkpoint import load_pretrained
+    from synth.data.ptbxl import PTBXL
+    from synth.outputs import OutputRefusedError, check_output_folder, staged_folder
+    from synth.tasks.common import checkpoint_path, checkpoints_root
+
     out = Path(args.out)
-    out.mkdir(exist_ok=True)
-    model = load_pretrained(checkpoint_path("report2ecg"))
+    inputs = [("--data", args.data), ("report2ecg", checkpoints_root() / "report2ecg")]
+    check_output_folder(out, overwrite=args.force, inputs=inputs)  # before the model and the records load
+    reason = bundle_refusal(out) if out.exists() or out.is_symlink() else None
+    if reason:
+        raise OutputRefusedError(f"--force will not replace it: {reason}", path=out,
+                                 hint="choose another output, or move it away yourself if you mean to lose it")
+    with staged_folder(out, overwrite=args.force, inputs=inputs, owned=bundle_refusal,
+                       marker={"made_by": MADE_BY}) as stage:
+        parts, strings = _write_bundle(stage, args, load_pretrained(checkpoint_path("report2ecg")),
+                                       PTBXL(args.data, 100))
+    sizes = {p.relative_to(out).as_posix(): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+    total = sum(sizes.values())
+    for name, size in sizes.items():
+        print(f"{name:<50} {size / 1e6:7.2f} MB")
+    print(f"total {total / 1e6:.1f} MB for {len(parts['train']['x'])} training records, {len(strings)} texts")
+    if total > MAX_BYTES:
+        raise SystemExit(f"{total / 1e6:.1f} MB is over the {MAX_BYTES / 1e6:.0f} MB a call may carry: "
+                         "use fewer --records or a larger --step-uv")
+
+
+def _write_bundle(out: Path, args: argparse.Namespace, model, ptbxl) -> tuple[dict, list[str]]:
+    """Every file of the bundle into ``out`` (the staging folder): the wheels (first: a download that fails ends
+    the run before the minutes of packing), the records, the texts."""
+    if not args.no_wheels:
+        wheel_dir = out / WHEEL_DIR
+        wheel_dir.mkdir()
+        for spec in WHEELS:
+            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                            "--python-version", "3.12", "--implementation", "cp", "--platform",
+                            "manylinux_2_17_x86_64", "--platform", "any", "-d", str(wheel_dir), spec], check=True)
     text = model.conditioning.adapters["report"]
     classes = list(model.conditioning.adapters["labels"].classes)
-    ptbxl = PTBXL(args.data, 100)
     english = ptbxl.english_reports()
     parts, texts = {}, {}
     for split, n in (("train", args.records), ("val", 512)):
@@ -96,22 +147,8 @@ def main() -> None:
     np.savez_compressed(out / "meta.npz", classes=np.array(classes), **meta)
     for split, p in parts.items():
         (out / f"{split}.xz").write_bytes(pack_signals(p["x"], args.step_uv))
-    if not args.no_wheels:
-        wheel_dir = Path(".whl")
-        wheel_dir.mkdir(exist_ok=True)
-        for spec in WHEELS:
-            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                            "--python-version", "3.12", "--implementation", "cp", "--platform",
-                            "manylinux_2_17_x86_64", "--platform", "any", "-d", str(wheel_dir), spec], check=True)
-    sizes = {p.name: p.stat().st_size for p in [*out.iterdir(), *Path(".whl").glob("*.whl")]}
-    total = sum(sizes.values())
-    for name, size in sizes.items():
-        print(f"{name:<50} {size / 1e6:7.2f} MB")
-    print(f"total {total / 1e6:.1f} MB for {len(parts['train']['x'])} training records, {len(strings)} texts")
-    if total > MAX_BYTES:
-        raise SystemExit(f"{total / 1e6:.1f} MB is over the {MAX_BYTES / 1e6:.0f} MB a call may carry: "
-                         "use fewer --records or a larger --step-uv")
+    return parts, strings
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,9 +1,9 @@
 """Train report2ecg on a lent GPU machine for a few minutes, from the bundle tools/device_bundle.py packs.
 
-The one call of a lease (device tool ``run``; ``.device`` and ``.whl`` carried, ~10 minutes of its 15):
+The one call of a lease (device tool ``run``; ``.device`` carried, with its wheels, ~10 minutes of its 15):
 
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \\
-        .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 || exit; \\
+        .device/wheels/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 || exit; \\
     python3 tools/device_train.py --minutes 7 --out $OUT
 
 It starts from the shipped ``checkpoints/report2ecg`` (warm start), trains with the project's Trainer in bf16 on

@@ -3,7 +3,8 @@
     python tools/make_echo_dataset.py --ptbxl ../shared/data/ptbxl --out data/echo_sim --train 1200 --val 150 --test 200
 
 Records are drawn at random (seeded) from each fold group, one clip per record, starting at a random time inside
-the 10 s ECG. Output: the EchoNet-Dynamic layout plus ECG/ (WFDB) and Timing.csv (see synth.echo.echonet).
+the 10 s ECG. Output: the EchoNet-Dynamic layout plus ECG/ (WFDB) and Timing.csv (see synth.echo.echonet): a new
+folder, or with ``--force`` one synth wrote, never inside (or holding) ``--ptbxl``; checked before PTB-XL is read.
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ def specs(ptbxl: PTBXL, counts: dict[str, int], duration_s: float, seed: int):
                            seed=int(rng.integers(2**31)))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    from synth.errors import exit_code_of
+
+    return exit_code_of(Path(__file__).name, lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> None:
+    from synth.outputs import check_output_folder
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ptbxl", default="../shared/data/ptbxl")
     ap.add_argument("--out", required=True)
@@ -49,7 +58,9 @@ def main() -> None:
                          "(synth.echo.ultrasound)")
     ap.add_argument("--workers", type=int, default=1, help="processes simulating clips (same dataset for any number)")
     ap.add_argument("--force", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    # build_dataset claims --out (staged_folder) but is not given --ptbxl: kept apart here, before PTB-XL is read
+    check_output_folder(args.out, overwrite=args.force, inputs=[("--ptbxl", args.ptbxl)])
     ptbxl = PTBXL(args.ptbxl, 100)
     counts = {"TRAIN": args.train, "VAL": args.val, "TEST": args.test}
     build_dataset(args.out, specs(ptbxl, counts, args.frames / args.fps, args.seed), frames=args.frames,
@@ -58,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

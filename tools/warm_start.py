@@ -15,6 +15,9 @@ Every parameter whose name and shape agree is copied. Two changes are mapped by 
   the old one did until training teaches it the new input.
 
 Anything else that differs keeps its fresh initialisation and is listed.
+
+``out`` must not exist, and may not lie inside (or hold) the export read; both are checked before anything loads.
+A refusal is one line (``warm_start.py: error: ...``, exit status 2).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from synth import registry  # noqa: E402
 from synth.checkpoint import load_pretrained, save_pretrained  # noqa: E402
 from synth.config import load_config  # noqa: E402
 from synth.data.leads import LEADS_8, LEADS_12, LIMB_FROM_I_II, leads_for_channels  # noqa: E402
+from synth.errors import exit_code_of  # noqa: E402
+from tools.export_checkpoint import check_new  # noqa: E402
 
 
 def _fold_limb_inputs(w_old: torch.Tensor, dim: int) -> torch.Tensor:
@@ -97,13 +102,18 @@ def _labels_classes(model) -> list[str]:
     return []
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    return exit_code_of(Path(__file__).name, lambda: _warm_start(argv))
+
+
+def _warm_start(argv: list[str] | None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("old", help="export folder to start from")
     ap.add_argument("model_config", help="model YAML of the new architecture")
     ap.add_argument("out", help="export folder to write (the new run's init_from)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the fresh initialisation")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    check_new(args.out, [("old", args.old), ("model_config", args.model_config)])
     old = load_pretrained(args.old)
     torch.manual_seed(args.seed)
     new = registry.build("backbone", load_config(args.model_config))
@@ -116,4 +126,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -8,9 +8,7 @@ fail the test if they are reached where they must not be; nothing here trains or
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,37 +17,12 @@ import pytest
 
 from synth.outputs import MARKER, staged_folder
 
-ROOT = Path(__file__).resolve().parents[2]
+from .scripts import no_work, run, tree
+from .scripts import script as _script
 
 
 def script(relpath: str):
-    """A fresh copy of the script module at ``ROOT / relpath``."""
-    name = "script_" + relpath.replace("/", "_").removesuffix(".py")
-    spec = importlib.util.spec_from_file_location(name, ROOT / relpath)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def run(module, argv, monkeypatch, capsys) -> tuple[int | None, str, str]:
-    """``module.main()`` as the command line ``argv`` runs it: exit status, stdout, stderr."""
-    monkeypatch.setattr(sys, "argv", [module.__file__, *map(str, argv)])
-    try:
-        code = module.main()
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def tree(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` with its bytes (hidden ones included)."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def no_work(*args, **kwargs):
-    raise AssertionError("no work may start")
+    return _script(relpath, "script_")
 
 
 # -- benchmarks/cohort_scale.py --work -----------------------------------------------------------------------------

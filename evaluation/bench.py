@@ -142,6 +142,20 @@ def check_inputs(generators: Sequence[str], out_dir: str | os.PathLike, data_roo
     return specs
 
 
+def _physiology_intervals(phys, *, n_boot: int, seed: int) -> dict[str, dict[str, float]]:
+    """Bootstrap 95 % intervals over records of the HR MAE and of the median beat-to-beat QRS correlation: the
+    two physiology figures that targets compare, and that move by tenths between draws of the same model."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    errors = phys.heart_rate_error_bpm
+    if errors is not None and np.isfinite(errors).any():
+        out["heart_rate_mae_bpm_ci"] = record_interval(errors[np.isfinite(errors)], np.mean, n_boot, rng)
+    beats = phys.qrs_beat_correlation
+    if beats is not None and np.isfinite(beats).any():
+        out["qrs_beat_correlation_median_ci"] = record_interval(beats[np.isfinite(beats)], np.median, n_boot, rng)
+    return out
+
+
 def _generator_seed(seed: int, spec: GeneratorSpec) -> int:
     """The seed a generator draws with: from ``--seed`` and its own name, so its output does not depend on which
     other generators share the run or in which order."""
@@ -596,7 +610,7 @@ def run_fidelity(
     # Real references: the scored records' own physiology, and train-vs-test precision/recall.
     phys_real = physiology_report(cond.signals, FS_HZ)
     report["real_reference"] = {
-        "physiology": phys_real.as_dict(),
+        "physiology": {**phys_real.as_dict(), **_physiology_intervals(phys_real, n_boot=n_boot, seed=seed)},
         "precision_recall_train_vs_test": precision_recall(f_test, f_floor, K_NN).as_dict(),
         "heart_rate_measured_bpm": cond.heart_rate,
     }
@@ -643,7 +657,7 @@ def run_fidelity(
             "precision_recall": pr.as_dict(),
             "memorisation": {**memo.as_dict(), "copies": memo.copies and memo_cos.copies,
                              "euclidean_flag": memo.copies, "cosine": memo_cos.as_dict()},
-            "physiology": phys.as_dict(),
+            "physiology": {**phys.as_dict(), **_physiology_intervals(phys, n_boot=n_boot, seed=seed)},
             "condition_consistency": consistency,
             "statement_consistency": per_label,
         }

@@ -115,7 +115,8 @@ def fidelity_markdown(r: dict) -> str:
     lines += [
         "", "## Physiology", "",
         "HR MAE: |heart rate measured on the generated record − the rate requested (the real record's)|, bpm, "
-        "lower is better (baseline:real-train and baseline:nearest are not told the rate). QRS: median QRS duration "
+        "lower is better (baseline:real-train and baseline:nearest are not told the rate); brackets: bootstrap 95% "
+        "interval over records, as for the median beat-to-beat QRS r. QRS: median QRS duration "
         "(ms; real PTB-XL ≈ 80-110). Lead law: mean RMS residual of III − (II − I) and the Goldberger laws (mV, 0 for "
         "a recorded ECG; lower is better). Outliers: fraction of records with |x| > 10 mV or non-finite samples "
         "(lower is better). Beats found: fraction of records with ≥ 2 detected beats.", "",
@@ -129,7 +130,13 @@ def fidelity_markdown(r: dict) -> str:
         mean_law = float(np.mean(list(laws.values()))) if laws else None
         beat = p.get("qrs_beat_correlation")
         beat_txt = f"{beat['median']:.3f} [{beat['q25']:.3f}, {beat['q75']:.3f}]" if beat else "n/a"
-        return (f"| {name} | {_f(p.get('heart_rate_mae_bpm'))} | {_f(p['heart_rate_bpm_median'])} | "
+        if beat and "qrs_beat_correlation_median_ci" in p:
+            ci = p["qrs_beat_correlation_median_ci"]
+            beat_txt += f" (median 95 % CI {ci['low']:.3f}-{ci['high']:.3f})"
+        hr_txt = _f(p.get("heart_rate_mae_bpm"))
+        if "heart_rate_mae_bpm_ci" in p:
+            hr_txt += f" [{_f(p['heart_rate_mae_bpm_ci']['low'])}, {_f(p['heart_rate_mae_bpm_ci']['high'])}]"
+        return (f"| {name} | {hr_txt} | {_f(p['heart_rate_bpm_median'])} | "
                 f"{_f(p['qrs_ms_median'])} | {_f(laws.get('III'))} | {_f(mean_law)} | "
                 f"{_f(p['amplitude_outlier_rate'])} | {_f(p['beats_found_fraction'])} | {beat_txt} |")
 

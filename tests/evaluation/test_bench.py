@@ -75,6 +75,11 @@ def test_fidelity_writes_report_with_fd_floor_and_intervals(fidelity_run: Path):
             _interval(g["fd_per_lead"][lead]["fd"])
         assert 0 <= g["precision_recall"]["precision"] <= 1 and 0 <= g["precision_recall"]["recall"] <= 1
         assert {"heart_rate_mae_bpm", "qrs_ms_median", "amplitude_outlier_rate"} <= set(g["physiology"])
+        hr_ci = g["physiology"]["heart_rate_mae_bpm_ci"]  # the HR MAE with its interval over records
+        assert hr_ci["low"] <= g["physiology"]["heart_rate_mae_bpm"] <= hr_ci["high"]
+        if "qrs_beat_correlation" in g["physiology"]:
+            qrs_ci = g["physiology"]["qrs_beat_correlation_median_ci"]
+            assert qrs_ci["low"] <= g["physiology"]["qrs_beat_correlation"]["median"] <= qrs_ci["high"]
     assert len(floors) == 1  # one floor, shared by every generator of the run
     md = (fidelity_run / "report.md").read_text()
     assert "floor" in md and "lower is better" in md and "baseline:ecgsyn" in md

@@ -19,6 +19,16 @@ FS_RANGE_HZ = (10.0, 10_000.0)
 MAX_OUTPUT_BYTES = 2 * 1024**3
 #: Largest working memory a command allocates without ``--allow-large`` (estimated before the work starts).
 MAX_MEMORY_BYTES = 4 * 1024**3
+#: Largest binary input file synth reads (an NPY, NPZ, WFDB ``.dat`` or ``.mat``): what fits the memory limit. Input
+#: files are checked (a regular file, within its limit) before a byte is read; ``--allow-large`` does not lift
+#: these, as it lifts no limit on reads.
+MAX_INPUT_BYTES = MAX_MEMORY_BYTES
+#: Largest CSV record synth reads: its text, decoded, parsed and converted takes about eight times its size.
+MAX_CSV_BYTES = MAX_MEMORY_BYTES // 8
+#: Largest WFDB header: a few lines of text (PTB-XL's are under 2 KB; synth writes its metadata there).
+MAX_HEADER_BYTES = 1024**2
+#: Largest prompts file (``synth generate --prompts``): a million short prompts, or 30,000 of the longest.
+MAX_PROMPTS_BYTES = 64 * 1024**2
 #: Seeds: what every generator in numpy and torch accepts, with room for the per-row and per-chunk offsets.
 SEED_RANGE = (0, 2**32 - 1)
 STEPS_RANGE = (1, 1000)

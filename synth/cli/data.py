@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -113,9 +114,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     lo = min(v[0] for v in s["range"].values())
     hi = max(v[1] for v in s["range"].values())
     print(f"  range         {lo:g} .. {hi:g}")
-    for key, value in s["metadata"].items():
-        print(f"  {key:<13} {value}")
+    for key, value in s["metadata"].items():  # a file's own text: shown on one line, without terminal controls
+        print(f"  {_printable(key):<13} {_printable(value)}")
     return 0
+
+
+def _printable(value) -> str:
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", str(value))
 
 
 def _cohort_info(path: Path, as_json: bool) -> int:

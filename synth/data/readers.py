@@ -3,6 +3,11 @@
 Supported: WFDB (``.hea`` + ``.dat`` in any format wfdb reads, FLAC-compressed 508/516/524 included; PhysioNet
 Challenge ``.hea`` + ``.mat``), the project's NPZ, plain CSV and NPY with a declared ``fs_hz`` and leads, and BIDMC
 ``*_Signals.csv(.gz)`` files (see :mod:`synth.data.bidmc`). :func:`read_record` picks by file name.
+
+Every file is checked before a byte of it is read (:func:`check_input_file`): a regular file (a named pipe or a link
+to a device would block or never end) within the limit of its kind in :mod:`synth.limits` (a WFDB header
+:data:`~synth.limits.MAX_HEADER_BYTES`, a CSV :data:`~synth.limits.MAX_CSV_BYTES`, also once unpacked, binary
+files :data:`~synth.limits.MAX_INPUT_BYTES`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import io
 import json
 import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +65,77 @@ def _finish(
     return record
 
 
+_NOT_FILES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+              (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_input_file(path: str | os.PathLike, *, limit: int, what: str = "file", hint: str | None = None) -> int:
+    """The size of the input file ``path``, checked before a byte of it is read: a regular file (links followed; a
+    named pipe, device or socket would block a read or never end, a folder is not a file) of at most ``limit``
+    bytes (see :mod:`synth.limits`). :class:`MissingFileError` when it does not exist, else :class:`DataError`
+    naming it (``what``: the kind of file, for the message; ``hint``: what to do about a file that is too large).
+    """
+    from synth.limits import human_bytes
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:  # a dangling link too
+        raise MissingFileError(f"no such {what}", path=path) from None
+    except OSError as err:  # a link loop, a name too long, a folder on the way that cannot be entered
+        raise DataError(f"cannot open {what}: {err.strerror or err}", path=path) from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _NOT_FILES if test(info.st_mode)), "a special file")
+        via = f" ({os.path.realpath(path)})" if os.path.islink(path) else ""
+        raise DataError(f"{what} is {kind}{via}, not a regular file", path=path,
+                        hint="give a file" if stat.S_ISDIR(info.st_mode) else
+                        "copy the data into a regular file; synth does not read pipes, devices or sockets")
+    if info.st_size > limit:
+        raise DataError(f"{what} of {human_bytes(info.st_size)} is larger than the {human_bytes(limit)} synth reads",
+                        path=path, hint=hint or "check that this is the file you meant")
+    return info.st_size
+
+
+def _check_wfdb_files(hea: Path) -> None:
+    """The files of a WFDB record, before wfdb (or synth) reads them: the header (:func:`check_input_file`, at most
+    :data:`~synth.limits.MAX_HEADER_BYTES`), then every signal file it names that is there (a missing one is
+    reported by the read): a regular file of at most :data:`~synth.limits.MAX_INPUT_BYTES`; for a header that
+    declares no length, wfdb reads the whole file, so what it holds must fit the memory limit as a declared
+    length must (:func:`_check_record_line`)."""
+    from synth.limits import MAX_HEADER_BYTES, MAX_INPUT_BYTES, MAX_MEMORY_BYTES, human_bytes
+
+    check_input_file(hea, limit=MAX_HEADER_BYTES, what="WFDB header",
+                     hint="a WFDB header is a few lines of text: check that this is the header you meant")
+    try:
+        text = hea.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise DataError(f"cannot read header: {err.strerror or err}", path=hea) from None
+    fields = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not fields:
+        return  # refused by the record line check
+    length = None
+    if len(fields[0]) > 3 and re.fullmatch(r"\d+", fields[0][3]):
+        length = int(fields[0][3])
+    per_file: dict[str, list[str]] = {}
+    for line in fields[1:]:
+        if len(line) >= 2:
+            per_file.setdefault(line[0], []).append(line[1])
+    for fname, fmts in per_file.items():
+        dat = hea.parent / fname
+        if fname.startswith("~") or not os.path.lexists(dat):
+            continue
+        size = check_input_file(dat, limit=MAX_INPUT_BYTES, what="WFDB signal file",
+                                hint="split the record into shorter ones")
+        fmt = re.match(r"\d*", fmts[0]).group()
+        if length is None and fmt in _BYTES_PER_SAMPLE:
+            held = size / (len(fmts) * _BYTES_PER_SAMPLE[fmt])  # samples per lead the file holds
+            need = 8.0 * held * max(1, len(fields) - 1)
+            if need > MAX_MEMORY_BYTES:
+                raise DataError(f"{fname} holds {held:,.0f} samples per lead ({human_bytes(need)} to read) and the "
+                                "header declares no length", path=hea,
+                                hint="split the record; synth reads records of up to "
+                                     f"{human_bytes(MAX_MEMORY_BYTES)}")
+
+
 def _header_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.suffix in (".hea", ".dat", ".mat"):
@@ -88,6 +165,7 @@ def read_wfdb(
 
     hea = _header_path(path)
     base = hea.with_suffix("")
+    _check_wfdb_files(hea)
     lines = _signal_lines(hea)
     _check_record_line(hea, len(lines))
     if lines and all(f[0].endswith(".mat") for f in lines):
@@ -171,13 +249,23 @@ def _header_units(fields: list[str]) -> str:
 
 
 def _comment_metadata(comments: list[str]) -> dict:
-    """``key: value`` header comments (as :func:`write_wfdb` writes them) back into metadata, JSON values decoded."""
+    """``key: value`` header comments (as :func:`write_wfdb` writes them) back into metadata, JSON values decoded;
+    a key that is not a plain name is a JSON string (``"heart rate": 60``)."""
     meta: dict = {}
     for line in comments:
-        key, sep, value = line.partition(":")
-        key = key.strip()
-        if not sep or not key.isidentifier():
-            continue
+        if line.startswith('"'):
+            try:
+                key, end = json.JSONDecoder().raw_decode(line)
+            except ValueError:
+                continue
+            sep, value = line[end:].lstrip()[:1], line[end:].lstrip()[1:]
+            if sep != ":" or not isinstance(key, str):
+                continue
+        else:
+            key, sep, value = line.partition(":")
+            key = key.strip()
+            if not sep or not key.isidentifier():
+                continue
         try:
             meta[key] = json.loads(value.strip())
         except ValueError:
@@ -223,9 +311,12 @@ def _read_challenge_mat(hea: Path, header) -> Record:
     """PhysioNet/CinC Challenge layout: a WFDB header pointing at a MATLAB ``.mat`` with the digital signal ``val``."""
     from scipy.io import loadmat
 
+    from synth.limits import MAX_INPUT_BYTES
+
     mat = hea.parent / header.file_name[0]
     if not mat.exists():
         raise MissingFileError(f"signal file {mat.name} named in the header is missing", path=hea)
+    check_input_file(mat, limit=MAX_INPUT_BYTES, what="MATLAB signal file")
     try:
         data = loadmat(str(mat))
     except Exception as err:
@@ -254,13 +345,16 @@ def _read_challenge_mat(hea: Path, header) -> Record:
 
 def read_npz(path: str | os.PathLike, **kwargs) -> Record:
     """Read the project's NPZ (``signal``, ``fs_hz``, ``leads``, ``units``, ``metadata`` as JSON)."""
+    from synth.limits import MAX_INPUT_BYTES
+
     p = Path(path)
     if not p.exists():
         raise MissingFileError("no such file", path=p)
+    check_input_file(p, limit=MAX_INPUT_BYTES, what="NPZ record", hint="split the record into shorter ones")
     import zipfile
 
     try:
-        _check_npz_member_size(p, "signal.npy")
+        _check_npz_member_size(p)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         if isinstance(err, DataError):
             raise
@@ -283,23 +377,31 @@ def read_npz(path: str | os.PathLike, **kwargs) -> Record:
     return _finish(Record(signal, fs, leads, units, meta, str(p)), **_finish_kwargs(kwargs))
 
 
-def _check_npz_member_size(path: Path, member: str) -> None:
-    """Refuse an NPZ whose ``member`` array header declares more than synth reads into memory, before reading it."""
+_NPZ_MEMBERS = ("signal.npy", "fs_hz.npy", "leads.npy", "units.npy", "metadata.npy")
+
+
+def _check_npz_member_size(path: Path) -> None:
+    """Refuse an NPZ whose arrays (``signal``, and the small ones beside it: a metadata string may claim gigabytes
+    too) declare more than synth reads into memory, before reading them."""
     import zipfile
 
     from synth.limits import MAX_MEMORY_BYTES, human_bytes
 
+    total = 0.0
     with zipfile.ZipFile(path) as zf:
-        if member not in zf.namelist():
-            return  # reported as a missing array by the caller
-        with zf.open(member) as fh:
-            version = np.lib.format.read_magic(fh)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read(fh)
-    size = int(np.prod(shape, dtype=np.float64)) * max(int(dtype.itemsize), 4)
-    if size > MAX_MEMORY_BYTES:
-        raise DataError(f"array {member[:-4]} of shape {tuple(shape)} is too large to read ({human_bytes(size)})",
-                        path=path)
+        for member in zf.namelist():  # a missing array is reported by the caller
+            if member not in _NPZ_MEMBERS:
+                continue  # not read
+            with zf.open(member) as fh:
+                version = np.lib.format.read_magic(fh)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(fh)
+            size = float(np.prod(shape, dtype=np.float64)) * max(int(dtype.itemsize), 4)
+            total += size
+            if size > MAX_MEMORY_BYTES or total > MAX_MEMORY_BYTES:
+                raise DataError(f"array {member[:-4]} of shape {tuple(shape)} is too large to read "
+                                f"({human_bytes(size)}{'' if size > MAX_MEMORY_BYTES else ' with the arrays before it'})",
+                                path=path)
 
 
 def _finish_kwargs(kwargs: dict) -> dict:
@@ -327,17 +429,23 @@ def read_csv(
     """
     import pandas as pd
 
+    from synth.limits import MAX_CSV_BYTES
+
     p = Path(path)
     if not p.exists():
         raise MissingFileError("no such file", path=p)
-    if p.stat().st_size == 0:
+    too_large = "split the record into shorter ones"
+    if check_input_file(p, limit=MAX_CSV_BYTES, what="CSV file", hint=too_large) == 0:
         raise DataError("CSV file is empty", path=p, hint="expected a header of lead names and one row per sample")
     from synth.io_utils import read_text_lenient
 
-    text = read_text_lenient(p) if not p.name.endswith(".gz") else None
+    if p.name.endswith(".gz"):
+        text = _read_gzip_text(p, MAX_CSV_BYTES, hint=too_large)
+    else:
+        text = read_text_lenient(p)
     try:
         header_row = None if leads is not None else 0
-        frame = pd.read_csv(io.StringIO(text) if text is not None else p, header=header_row, comment="#")
+        frame = pd.read_csv(io.StringIO(text), header=header_row, comment="#")
     except pd.errors.EmptyDataError as err:
         raise DataError("CSV file is empty", path=p) from err
     except pd.errors.ParserError as err:
@@ -368,6 +476,30 @@ def read_csv(
     signal, unit_t = _to_mv(signal, col_units, leads_c)
     record = Record(signal, float(fs_hz), leads_c, unit_t, {}, str(p))
     return _finish(record, fs_hz=None, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
+
+
+def _read_gzip_text(path: Path, limit: int, *, hint: str) -> str:
+    """The text of a gzip-compressed file, decompressed up to ``limit`` bytes (a small file may unpack to any size),
+    decoded as :func:`synth.io_utils.read_text_lenient` does: UTF-8, else Latin-1 with a warning."""
+    import gzip
+    import warnings
+    import zlib
+
+    from synth.limits import human_bytes
+
+    try:
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read(limit + 1)
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"cannot decompress: {err}", path=path) from None
+    if len(raw) > limit:
+        raise DataError(f"CSV file unpacks to more than the {human_bytes(limit)} synth reads", path=path, hint=hint)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        warnings.warn(f"{path}: not valid UTF-8 (byte {err.start}); decoded as Latin-1. Re-encode the file as UTF-8 "
+                      "to silence this.", stacklevel=3)
+        return raw.decode("latin-1")
 
 
 def _real_array(arr, what: str, *, convert: bool = True):
@@ -430,9 +562,12 @@ def read_npy(
     nan_policy: NanPolicy = "reject",
 ) -> Record:
     """Read a bare ``(C, T)`` or ``(T, C)`` array; ``fs_hz`` and ``leads`` must be declared."""
+    from synth.limits import MAX_INPUT_BYTES
+
     p = Path(path)
     if not p.exists():
         raise MissingFileError("no such file", path=p)
+    check_input_file(p, limit=MAX_INPUT_BYTES, what="NPY array", hint="split the record into shorter ones")
     if fs_hz is None or leads is None:
         raise DataError("a .npy file carries no sampling rate or lead names", path=p,
                         hint="pass fs_hz and leads (CLI: --in-fs HZ --in-leads I,II,...)")
@@ -500,6 +635,16 @@ def read_record(
         lead_map: WFDB only: rename channels (``{"MLII": "II"}``) before matching canonical lead names.
     """
     kind = record_format(path)
+    if kind == "bidmc":  # (read by synth.data.bidmc: its files are checked here)
+        from synth.limits import MAX_CSV_BYTES
+
+        if os.path.lexists(path):
+            check_input_file(path, limit=MAX_CSV_BYTES, what="BIDMC signals file")
+    if kind == "bidmc_wfdb":
+        base = Path(path).with_suffix("") if Path(path).suffix == ".hea" else Path(path)
+        hea = base.with_name(base.name + ".hea")
+        if os.path.lexists(hea):
+            _check_wfdb_files(hea)
     if kind == "csv":
         return read_csv(path, fs_hz=fs_hz, leads=leads, target_fs_hz=target_fs_hz, nan_policy=nan_policy)
     if kind == "npy":

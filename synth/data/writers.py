@@ -2,6 +2,12 @@
 
 Every writer writes under a temporary name and renames on success, so an interrupted run never leaves a half file.
 For WFDB the ``.dat`` is renamed into place before the ``.hea``: a header never points at data that is not there.
+
+Text that comes from the input (metadata keys and values, units, lead names) never reaches a file as a control
+character: a line break there would forge lines of a header or columns of a CSV, and synth could not read back
+what it wrote. Metadata goes into a WFDB header as JSON (keys that are not plain names quoted), units and lead
+names into a CSV header as quoted cells with control characters replaced by spaces; a unit WFDB cannot hold (one
+word of letters, digits and ``_ ^ - ? % /``) is refused naming its lead. What is written reads back the same.
 """
 
 from __future__ import annotations
@@ -30,8 +36,58 @@ WFDB_INVALID = -32768
 _INT16_MAX = 32767
 
 
-def _wfdb_unit(unit: str) -> str:
-    return unit if unit else "mV"
+#: Control characters (C0, DEL, C1) and the Unicode line and paragraph separators: ``str.splitlines`` (which wfdb
+#: and synth use to read a header) breaks a line at every one of them, so no writer copies them into a file.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: A unit as wfdb reads it back from a signal line (its ``rx_signal``); anything else shifts the fields after it.
+_WFDB_UNIT = re.compile(r"[\w^\-?%/]+")
+
+
+def _plain_text(text: str) -> str:
+    """``text`` with every control character (line breaks, tabs, NUL, C1 codes) replaced by a space."""
+    return _CONTROLS.sub(" ", str(text))
+
+
+def _wfdb_unit(unit: str, lead: str, source: str | None = None) -> str:
+    if not unit:
+        return "mV"
+    if not _WFDB_UNIT.fullmatch(unit):
+        raise DataError(f"unit {unit!r} of lead {lead} cannot be written to a WFDB header", path=source,
+                        hint="WFDB units are one word of letters, digits and _ ^ - ? % /; convert --to npz or csv, "
+                             "which keep any unit")
+    return unit
+
+
+def _check_lead_names(record: Record) -> None:
+    """Lead names are canonical when read; one put in a :class:`Record` by hand may hold what no header can."""
+    for lead in record.leads:
+        if not lead or lead != lead.strip() or _CONTROLS.search(lead) or "," in lead:
+            raise DataError(f"lead name {lead!r} cannot be written", path=record.source,
+                            hint="use the canonical lead names (synth.data.leads)")
+
+
+def _comment_key(key) -> str:
+    """A metadata key as a header comment writes it: a plain name as it is, anything else (spaces, ``:``, line
+    breaks, ``synth-dat-sha256``) as a JSON string, which never holds a control character or starts a line of
+    synth's own (:func:`synth.data.readers._comment_metadata` reads both back)."""
+    key = str(key)
+    return key if key.isascii() and key.isidentifier() else json.dumps(key, ensure_ascii=True)
+
+
+def _metadata_comments(record: Record) -> list[str]:
+    """``key: JSON value`` comment lines of ``record.metadata`` (but ``comments``, the header's own), ASCII only;
+    :class:`DataError` when they would make a header larger than synth reads back."""
+    from synth.limits import MAX_HEADER_BYTES, human_bytes
+
+    lines = [f"{_comment_key(k)}: {json.dumps(v, ensure_ascii=True, default=str)}"
+             for k, v in sorted(record.metadata.items(), key=lambda kv: str(kv[0])) if k != "comments"]
+    size = sum(len(line) + 3 for line in lines)
+    if size > MAX_HEADER_BYTES // 2:  # the other half is room for the signal lines
+        largest = max(lines, key=len).split(": ", 1)[0]
+        raise DataError(f"metadata of {human_bytes(size)} (the largest: {largest[:60]}) is too large for a WFDB "
+                        f"header, which synth reads up to {human_bytes(MAX_HEADER_BYTES)}", path=record.source,
+                        hint="write npz (--to npz), which keeps any metadata, or drop the large entry")
+    return lines
 
 
 def wfdb_gains(signal: np.ndarray, *, default_gain: float = 1000.0) -> np.ndarray:
@@ -95,20 +151,21 @@ def write_wfdb(record: Record, path: str | os.PathLike, *, default_gain: float =
     p = Path(path)
     base = p.with_suffix("") if p.suffix in (".hea", ".dat") else p
     name = check_record_name(base)
+    _check_lead_names(record)
+    units = [_wfdb_unit(u, lead, record.source) for u, lead in zip(record.units, record.leads)]
     gains = wfdb_gains(record.signal, default_gain=default_gain)
     digital = np.round(record.signal.astype(np.float64) * gains[:, None])
     digital = np.where(np.isfinite(record.signal), digital, WFDB_INVALID)
     digital = np.clip(digital, -_INT16_MAX, _INT16_MAX).astype(np.int16)
     digital[~np.isfinite(record.signal)] = WFDB_INVALID
     # The first comment marks the file as synth's (what --force may replace); "key: value" lines carry metadata.
-    comments = [WRITER] + [f"{k}: {json.dumps(v, ensure_ascii=True, default=str)}"
-                           for k, v in sorted(record.metadata.items()) if k not in ("comments",)]
+    comments = [WRITER, *_metadata_comments(record)]
     base.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=base.parent))
     try:
         try:
             wfdb.wrsamp(
-                name, fs=record.fs_hz, units=[_wfdb_unit(u) for u in record.units], sig_name=list(record.leads),
+                name, fs=record.fs_hz, units=units, sig_name=list(record.leads),
                 d_signal=digital.T.copy(), fmt=["16"] * len(record.leads), adc_gain=gains.tolist(),
                 baseline=[0] * len(record.leads), comments=comments, write_dir=str(tmpdir),
             )  # fmt: skip
@@ -149,12 +206,20 @@ def write_npz(record: Record, path: str | os.PathLike) -> Path:
 
 def write_csv(record: Record, path: str | os.PathLike) -> Path:
     """Write ``time_s`` plus one column per lead (6 significant digits: finer than 1 µV below 10 mV), after a
-    first comment line ``# synth VERSION`` (NumPy's loadtxt skips it; pandas needs ``comment="#"``)."""
+    first comment line ``# synth VERSION`` (NumPy's loadtxt skips it; pandas needs ``comment="#"``).
+
+    Units other than mV travel in the column name (``PPG [au]``), with control characters replaced by spaces; a
+    name holding a comma, quote or ``#`` is quoted as CSV quotes it, so :func:`~synth.data.readers.read_csv` reads
+    every column back as written."""
     p = Path(path)
+    _check_lead_names(record)
     t = np.arange(record.n_samples) / record.fs_hz
     data = np.column_stack([t, record.signal.T])
-    # Units other than mV travel in the column name ("PPG [au]"), which read_csv understands.
-    header = ",".join(["time_s", *(n if u == "mV" else f"{n} [{u}]" for n, u in zip(record.leads, record.units))])
+    # Units other than mV travel in the column name ("PPG [au]"), which read_csv understands; no unit means mV.
+    units = [_plain_text(u).strip() or "mV" for u in record.units]
+    names = ["time_s", *(n if u == "mV" else f"{n} [{u}]" for n, u in zip(record.leads, units))]
+    # Quoted where a comma, a quote or a "#" (a comment to pandas outside quotes) would split or cut the name.
+    header = ",".join('"' + n.replace('"', '""') + '"' if re.search('[,"#]', n) else n for n in names)
     with atomic_path(p) as tmp:
         fmt = ["%.9g"] + ["%.6g"] * record.signal.shape[0]
         np.savetxt(tmp, data, delimiter=",", header=f"# {WRITER}\n{header}", comments="", fmt=fmt)

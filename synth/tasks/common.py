@@ -12,7 +12,9 @@ window is edge-padded into one window and cropped back.
 from __future__ import annotations
 
 import csv
+import numbers
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -218,15 +220,51 @@ def check_finite(x: np.ndarray, what: str, *, path: str | None = None) -> None:
                         hint="clean the input, or read it with --nan interpolate to fill short gaps")
 
 
+#: First characters that make a spreadsheet read a text cell as a formula (OWASP, "CSV injection"), and the
+#: apostrophe that :func:`write_table` puts before them (so it also escapes a text that starts with one).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+#: A number written as text ("-1.5", "+3", "2e-05"): a spreadsheet reads it as a number, never as a formula.
+_NUMERAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _table_cell(value):
+    """``value`` as :func:`write_table` writes it: numbers as they are; a text that a spreadsheet would run as a
+    formula behind a leading apostrophe."""
+    if value is None or isinstance(value, numbers.Number):
+        return value
+    text = str(value)
+    if text.startswith(_FORMULA_START) and not _NUMERAL.fullmatch(text):
+        return "'" + text
+    return value
+
+
+def table_text(cell: str) -> str:
+    """The text of a cell of a table :func:`write_table` wrote, as it was given (its escape apostrophe removed)."""
+    return cell[1:] if cell.startswith("'") else cell
+
+
+def read_table(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of a table :func:`write_table` wrote (every cell a string, as given: see :func:`table_text`)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [{k: table_text(v) if isinstance(v, str) else v for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
 def write_table(rows: list[dict], path: Path) -> Path:
-    """A CSV of ``rows`` (columns: the union of keys, in first-seen order), written atomically."""
+    """A CSV of ``rows`` (columns: the union of keys, in first-seen order), written atomically.
+
+    Text cells are written so that a spreadsheet never runs them (OWASP's guidance against CSV injection): a text
+    that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, as a prompt's report may, gets a leading
+    apostrophe (``'=HYPERLINK(...)``), and so does one that starts with an apostrophe, so that the escape can be
+    undone exactly: :func:`read_table` (or :func:`table_text` on a cell) gives every text back as it was. Numbers
+    (Python or NumPy numbers, and texts that are plain decimal numbers such as ``-1.5``) are written as they are.
+    """
     fields: list[str] = []
     for row in rows:
         fields += [k for k in row if k not in fields]
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: _table_cell(v) for k, v in row.items()} for row in rows)
     return path
 
 

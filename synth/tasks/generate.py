@@ -244,27 +244,50 @@ def read_prompts(path: str | os.PathLike, *, default_n: int = 1, default_seed: i
     """Prompts from a CSV with any of the columns ``report, labels, age, sex, hr, n, seed`` (one row each).
 
     Empty cells are "not given"; a row without ``n`` makes ``default_n`` records; a row without ``seed`` uses
-    ``default_seed + 100000 * row index`` (so rows never share noise). Unknown columns are refused.
+    ``default_seed + 100000 * row index`` (so rows never share noise). Unknown or repeated columns, a row with more
+    cells than the header names and a cell the csv module cannot hold are refused naming the file (and row), as is a
+    file that is not a regular one or is larger than :data:`synth.limits.MAX_PROMPTS_BYTES`.
     """
     import csv
 
+    from synth.data.readers import check_input_file
     from synth.io_utils import read_text_lenient
+    from synth.limits import MAX_PROMPTS_BYTES
 
     p = Path(path)
-    if not p.is_file():
+    if not os.path.lexists(p):
         raise MissingFileError("prompts file not found", path=p)
-    rows = list(csv.DictReader(read_text_lenient(p).splitlines()))
+    check_input_file(p, limit=MAX_PROMPTS_BYTES, what="prompts file",
+                     hint="split it into several files, one run each")
+    reader = csv.DictReader(read_text_lenient(p).splitlines())
+    rows = []
+    try:
+        header = [str(c).strip().lower() for c in reader.fieldnames or []]
+        rows.extend(reader)
+    except csv.Error as err:  # a cell over the csv module's field limit (128 K characters), which no report reaches
+        too_long = "field larger than field limit" in str(err)
+        problem = f"a cell holds over {csv.field_size_limit():,} characters" if too_long else f"cannot parse CSV ({err})"
+        raise DataError(f"row {len(rows) + 2} (line {reader.line_num}): {problem}", path=p,
+                        hint=f"reports hold at most {MAX_REPORT_CHARS:,} characters; check the quoting of this row"
+                        if too_long else "check the quoting of this row") from None
     if not rows:
         raise DataError("prompts file has no rows", path=p, hint=f"write a header ({', '.join(PROMPT_COLUMNS)}) "
                                                                  "and one row per prompt")
-    columns = {c.strip().lower() for c in rows[0] if c is not None}
-    unknown = sorted(columns - set(PROMPT_COLUMNS))
+    unknown = sorted(set(header) - set(PROMPT_COLUMNS))
     if unknown:
         raise DataError(f"unknown column(s) {unknown}", path=p, hint=f"allowed: {', '.join(PROMPT_COLUMNS)}")
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:  # a row read as a dict keeps the last of them: the first would be silently lost
+        raise DataError(f"column {twice[0]!r} appears {header.count(twice[0])} times in the header", path=p,
+                        hint="keep one column of each name")
     prompts = []
     for i, raw in enumerate(rows):
-        row = {str(k).strip().lower(): v for k, v in raw.items() if k is not None}
         where = f"{p} row {i + 2}"  # the header is line 1
+        if any(str(c).strip() for c in raw.get(None) or ()):  # cells beyond the header's: an unquoted comma, say
+            raise DataError(f"row has {len(header) + len(raw[None])} cells but the header names {len(header)} "
+                            f"column{'s' if len(header) != 1 else ''}", path=where,
+                            hint="quote a report that holds commas: \"Sinus rhythm, normal\"")
+        row = {str(k).strip().lower(): v for k, v in raw.items() if k is not None}
         sex = _cell(row, "sex")
         n = _number(row, "n", where, int)
         seed = _number(row, "seed", where, int)

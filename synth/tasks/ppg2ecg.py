@@ -17,7 +17,7 @@ import torch
 
 from synth.data.record import Record
 from synth.data.transforms import resample
-from synth.errors import DataError, MissingFileError
+from synth.errors import DataError
 from synth.tasks.common import check_finite, fit_length, run_windowed, sample_fn
 
 
@@ -57,11 +57,11 @@ def read_ppg(path: str | os.PathLike, *, column: str | None = None, fs_hz: float
 def _read_csv_column(path: Path, column: str, fs_hz: float | None, nan_policy: str) -> Record:
     import pandas as pd
 
-    from synth.data.readers import _TIME_COLUMNS, rate_from_time_column
+    from synth.data.readers import _TIME_COLUMNS, check_input_file, rate_from_time_column
     from synth.data.transforms import handle_nan
+    from synth.limits import MAX_CSV_BYTES
 
-    if not path.is_file():
-        raise MissingFileError("no such file", path=path)
+    check_input_file(path, limit=MAX_CSV_BYTES, what="CSV file")  # a regular file of a readable size, or refused
     try:
         frame = pd.read_csv(path, comment="#")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:

@@ -58,7 +58,8 @@ def add_allow_large(p: argparse.ArgumentParser) -> None:
 
 def add_force(p: argparse.ArgumentParser, what: str = "output folder") -> None:
     p.add_argument("--force", action="store_true",
-                   help=f"replace an existing {what}, if synth wrote it (never anything else)")
+                   help=f"replace an existing {what}, if synth wrote it (never anything else); also discard "
+                        "what an unfinished run with other settings left for it")
 
 
 def read_input(args: argparse.Namespace, path: Path):

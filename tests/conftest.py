@@ -20,6 +20,19 @@ pytest_plugins = ["pytester"]
 SKIP_REASON = "needs ../shared/data (PTB-XL subset and BIDMC, as CI has); absent here"
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """Each test gets the process's torch thread count back: a script's ``main`` run in-process may set its own
+    (``--threads``), and float sums reduced over another number of threads differ in the last bit, which the
+    exact-resume tests compare."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 def shared_data_dir() -> Path:
     """``../shared/data`` beside the checkout, unless ``SYNTH_SHARED_DATA`` names another folder."""
     env = os.environ.get("SYNTH_SHARED_DATA")

@@ -19,6 +19,9 @@ FS_RANGE_HZ = (10.0, 10_000.0)
 MAX_OUTPUT_BYTES = 2 * 1024**3
 #: Largest working memory a command allocates without ``--allow-large`` (estimated before the work starts).
 MAX_MEMORY_BYTES = 4 * 1024**3
+#: Rough working memory of one sampled value in a network pass (activations of a small U-Net), in float32 values,
+#: for the batch estimates of generate and cohort.
+ACTIVATION_FACTOR = 64
 #: Largest binary input file synth reads (an NPY, NPZ, WFDB ``.dat`` or ``.mat``): what fits the memory limit. Input
 #: files are checked (a regular file, within its limit) before a byte is read; ``--allow-large`` does not lift
 #: these, as it lifts no limit on reads.

@@ -224,3 +224,32 @@ def test_sample_refuses_an_existing_folder_and_a_non_export(tiny_export, tmp_pat
     assert code == 2 and "already exists" in err
     code, _, err = run(["sample", tmp_path, "--out", tmp_path / "p"], capsys)
     assert code == 2 and "config.json" in err
+
+
+@pytest.mark.parametrize("raised", [
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried "
+                 "to allocate 9663676416 bytes."),
+    MemoryError(),
+])
+def test_a_failed_allocation_is_one_line_not_a_traceback(raised, capsys, monkeypatch, tmp_path):
+    """torch's CPU allocator raises a RuntimeError when a batch does not fit: the user gets the one-line advice."""
+    import synth.cli.data as data_cli
+
+    def fail(args):
+        raise raised
+
+    monkeypatch.setattr(data_cli, "cmd_info", fail)
+    code = main(["data", "info", str(sample_ptbxl_root())])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("synth: error: out of memory") and err.count("\n") == 1, err
+
+
+def test_other_runtime_errors_are_not_taken_for_memory(monkeypatch):
+    import synth.cli.data as data_cli
+
+    def fail(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(data_cli, "cmd_info", fail)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["data", "info", str(sample_ptbxl_root())])

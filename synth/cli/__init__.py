@@ -101,13 +101,28 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"synth: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except MemoryError:
+    except (MemoryError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and not out_of_memory(err):
+            raise
         print("synth: error: out of memory (ask for less: fewer records, a smaller --batch-size or a shorter "
               "record)", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("synth: interrupted (nothing half-written was left; run the same command again)", file=sys.stderr)
         return 130
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is an allocation that failed: Python's MemoryError, or torch's (a RuntimeError from its CPU
+    allocator, ``torch.OutOfMemoryError`` on a GPU), which a batch too large for the machine raises."""
+    if isinstance(err, MemoryError):
+        return True
+    torch = sys.modules.get("torch")
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if oom is not None and isinstance(err, oom):
+        return True
+    text = str(err)
+    return "can't allocate memory" in text or "DefaultCPUAllocator" in text or "out of memory" in text.lower()
 
 
 __all__ = ["main", "build_parser", "EXIT_USER_ERROR"]

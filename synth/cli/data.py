@@ -184,15 +184,21 @@ def cmd_plot(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise DataError("plots are written as PNG", path=out, hint="give --out a name ending in .png")
-    record = read_input(args, Path(args.record)).crop(args.start, args.duration)
-    overlay = None
-    if args.overlay:
-        from synth.data.transforms import resample_record
+    from synth.data.readers import check_resample_memory
+    from synth.data.transforms import resample_record
 
-        overlay = read_input(args, Path(args.overlay))
-        if overlay.fs_hz != record.fs_hz:  # drawn on one time axis: bring the overlay to the record's rate
-            overlay = resample_record(overlay, record.fs_hz)
-        overlay = overlay.crop(args.start, args.duration)
+    def stretch(path: Path, fs_hz: float | None):
+        """The plotted stretch of ``path``, cut before it is resampled to ``fs_hz`` (not the whole record)."""
+        part = read_input(argparse.Namespace(**{**vars(args), "fs": None}), path).crop(args.start, args.duration)
+        if fs_hz is not None and part.fs_hz != fs_hz:
+            check_resample_memory(part, fs_hz)
+            part = resample_record(part, fs_hz)
+        return part
+
+    record = stretch(Path(args.record), args.fs)
+    overlay = None
+    if args.overlay:  # drawn on one time axis: brought to the record's rate
+        overlay = stretch(Path(args.overlay), record.fs_hz)
     with staged_files([out], overwrite=args.force, inputs=[args.record, *([args.overlay] if args.overlay else [])]
                       ) as staging:
         plot_record(record, staging / out.name, overlay=overlay, labels=(args.label, args.overlay_label))

@@ -389,9 +389,9 @@ def make_shard(model, spec: CohortSpec, conds: list[dict], shard: int, folder: P
     target = folder / SHARDS
     target.mkdir(exist_ok=True)
     _atomic_bytes(target / f"manifest-{shard:05d}.csv", _csv_bytes(rows))
-    buffer = io.BytesIO()
-    np.save(buffer, signals)  # plain NumPy: readable by anything; the cohort's provenance is in cohort.json
-    _atomic_bytes(target / f"signals-{shard:05d}.npy", buffer.getvalue())
+    # plain NumPy: readable by anything; the cohort's provenance is in cohort.json. Saved straight to the file:
+    # no in-memory copies of a shard that may hold a million records.
+    _atomic_write(target / f"signals-{shard:05d}.npy", lambda fh: np.save(fh, signals))
     return len(records)
 
 
@@ -414,9 +414,14 @@ def _csv_bytes(rows: list[dict]) -> bytes:
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(path, lambda fh: fh.write(data))
+
+
+def _atomic_write(path: Path, write) -> None:
+    """``write(fh)`` into a temporary file beside ``path``, synced, then renamed onto it: a shard is whole or absent."""
     tmp = path.with_name(f".{path.name}.synth-part")
     with open(tmp, "wb") as fh:
-        fh.write(data)
+        write(fh)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -509,6 +514,12 @@ def build_cohort(spec: CohortSpec, out: str | os.PathLike, *, force: bool = Fals
     fs_hz, length = checkpoint_signal(folder)  # a damaged rate or window is refused here, before any work
     limits.check_size(spec.size * 12 * length * 2, f"a cohort of {spec.size:,} records", allow_large=allow_large,
                       path=str(out))
+    # Working memory: a shard of int16 records (and its float32 batch on the way), and the sampler's activations
+    # for one batch (the estimate synth generate uses for --batch-size).
+    shard_records = min(spec.shard_size, spec.size)
+    limits.check_size(shard_records * 12 * length * 2 + spec.batch_size * 12 * length * 4 * limits.ACTIVATION_FACTOR,
+                      f"shards of {shard_records:,} records sampled in batches of {spec.batch_size}",
+                      allow_large=allow_large, memory=True, path=str(out))
     data_root = _data_root(spec)
     inputs = [folder, data_root] + ([spec.reports[len("file:"):]] if spec.reports.startswith("file:") else [])
     # every process: all fail alike instead of waiting on process 0

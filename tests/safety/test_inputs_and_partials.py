@@ -224,3 +224,30 @@ def test_converting_onto_the_data_file_an_input_header_reads_is_refused(tmp_path
     code, err = run(["data", "convert", tmp_path / "hdr.hea", tmp_path / "rec", "--to", "wfdb", "--force"], capsys)
     assert code == 2 and "it is this run's input" in err and "rec.dat" in err, err
     assert (tmp_path / "rec.dat").read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["convert", "plot"])
+def test_resampling_beyond_the_memory_limit_is_refused_before_it_starts(command, tmp_path, capsys, monkeypatch):
+    """--fs resampled the whole record in the reader before any size check (an hour asked at 10 kHz: 10 GB)."""
+    from synth import limits
+    from synth.data import transforms
+
+    monkeypatch.setattr(limits, "MAX_MEMORY_BYTES", 10 * 1024**2)
+    monkeypatch.setattr(transforms, "resample_record", lambda *a, **k: pytest.fail("resampled anyway"))
+    out = tmp_path / ("x.csv" if command == "convert" else "x.png")
+    extra = ["--to", "csv"] if command == "convert" else []
+    code, err = run(["data", command, SAMPLE_RECORD, out, *extra, "--fs", 10000] if command == "convert" else
+                    ["data", "plot", SAMPLE_RECORD, "--out", out, "--fs", 10000], capsys)
+    assert code == 2 and "from 100 to 10000 Hz needs about" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_resamples_only_the_stretch_it_draws(tmp_path, capsys, monkeypatch):
+    """A 2 s plot at 10 kHz of a record too long to resample whole within the limit is drawn."""
+    from synth import limits
+
+    monkeypatch.setattr(limits, "MAX_MEMORY_BYTES", 10 * 1024**2)
+    code, err = run(["data", "plot", SAMPLE_RECORD, "--out", tmp_path / "x.png", "--fs", 10000, "--duration", 2],
+                    capsys)
+    assert code == 0, err
+    assert (tmp_path / "x.png").is_file()

@@ -204,3 +204,16 @@ def test_a_damaged_model_config_is_refused_before_any_work(key, value, needle, t
     err = capsys.readouterr().err
     assert needle in err and str(model / "config.json") in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
+
+
+def test_a_batch_or_shard_too_large_for_memory_is_refused_before_any_work(tmp_path, use_tiny_checkpoints, capsys,
+                                                                         monkeypatch):
+    """generate refuses a --batch-size whose activations exceed the memory limit; cohort did not (it ran at 11 GB)."""
+    from synth import limits
+
+    monkeypatch.setattr(limits, "MAX_MEMORY_BYTES", 10 * 1024**2)  # the tiny model's 64 samples: 10 MB is 200 records
+    out = tmp_path / "c"
+    assert main(args_for(out, "batch_size=256")) == 2
+    err = capsys.readouterr().err
+    assert "sampled in batches of 256" in err and "--allow-large" in err, err
+    assert not out.exists() and list(tmp_path.iterdir()) == []

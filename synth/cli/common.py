@@ -72,12 +72,52 @@ def read_input(args: argparse.Namespace, path: Path):
                        nan_policy=getattr(args, "nan", "reject"))
 
 
-def check_memory(record, samples_per_window: int, *, allow_large: bool, model_fs_hz: float = 100.0,
-                 channels: int = 12) -> None:
-    """Refuse a windowed task whose working memory (the record at the model's rate, its overlapping windows and
-    ``samples_per_window`` draws of each) is above the limit, before the model loads."""
-    seconds = record.duration_s
-    per_copy = seconds * model_fs_hz * channels * 4  # float32
-    estimate = per_copy * (2 * samples_per_window + 4)  # windows overlap by half: two copies per draw
-    limits.check_size(estimate, f"{seconds:,.0f} s of record with {samples_per_window} draw(s) per window",
+#: Working memory of the windowed tasks (``reconstruct``, ``ppg2ecg``), for :func:`windowed_memory`. Calibrated on
+#: peak RSS (``/usr/bin/time -v`` and a ``/proc`` poller per phase; shipped checkpoints, CPU): a 12-lead record at
+#: 10 kHz, 120 s (``reconstruct --leads II``: 1243 MB with K = 1 draw, WFDB; 1915 MB with K = 4; 865-869 MB with
+#: K = 1 as CSV or NPZ; 600 s with K = 2 as CSV: 4135 MB), 2 h at 100 Hz with K = 2 (1109 MB) and a 10 kHz 120 s
+#: PPG through ``ppg2ecg --samples 2 --twelve-lead`` (1341 MB); the estimate is 9-23 % above each. A "copy" is one
+#: float32 ``(channels, samples)`` array: ``channels`` the task's output channels (12 leads, or lead II),
+#: ``samples`` at the input's rate (in) or the model's (model).
+#:
+#: The interpreter, torch and a loaded model with a batch of windows (measured 433 MB).
+TASK_BASE_BYTES = 512 * 1024**2
+#: Copies (in) per draw while the draws are resampled back to the input's rate and the limb leads are projected:
+#: resample_poly's float64 output and its cropped float64 copy, the projection's two float64 copies, the float32
+#: draws and their std (measured 6.5-6.9).
+DRAW_COPIES = 7
+#: Copies (model) per draw while the windows are sampled and stitched: the window stack, the batch outputs, their
+#: concatenation and the float64 crossfade (measured about 5 per draw plus 7).
+WINDOW_COPIES = 6
+#: Copies (in) the writer makes on top of the draws, mean, spread and truth held (WFDB: float64 scaling, rounding,
+#: clipping, int16 and its transpose; measured 5.5-9).
+WRITE_COPIES = {"wfdb": 9, "npz": 1, "csv": 2}
+
+
+def windowed_memory(n_samples: int, fs_hz: float, model_fs_hz: float, draws: int, *, channels: int,
+                    fmt: str = "wfdb") -> float:
+    """Peak working memory (bytes, without :data:`TASK_BASE_BYTES`) of one windowed stage drawing ``draws`` times
+    ``channels`` channels for ``n_samples`` samples at ``fs_hz`` (the input's rate, at which the draws are written)
+    through a model at ``model_fs_hz``: the largest of its three phases (sampling at the model's rate, resampling
+    the draws back to the input's rate, writing)."""
+    copy_in = 4.0 * channels * n_samples
+    copy_model = copy_in * model_fs_hz / fs_hz
+    sampling = copy_in + copy_model * (WINDOW_COPIES * draws + 7)
+    resampling = copy_in * (1 + DRAW_COPIES * draws) + copy_model * 3 * draws
+    writing = copy_in * (4 + 3 * draws + WRITE_COPIES.get(fmt, max(WRITE_COPIES.values())))
+    return max(sampling, resampling, writing)
+
+
+def check_memory(record, draws: int, *, allow_large: bool, stages=((12, 100.0),), fmt: str = "wfdb") -> float:
+    """Refuse a windowed task whose working memory is above the limit, before the model loads: ``draws`` draws
+    per window of each stage in ``stages`` (``(output channels, model rate in Hz)``, e.g. ``((1, 125.0), (12,
+    100.0))`` for ``ppg2ecg --twelve-lead``), held at the record's own rate and length (:func:`windowed_memory`).
+    Returns the estimate (bytes)."""
+    n, fs = int(record.n_samples), float(record.fs_hz)
+    estimate = TASK_BASE_BYTES + sum(windowed_memory(n, fs, float(model_fs), draws, channels=int(channels), fmt=fmt)
+                                     for channels, model_fs in stages)
+    channels = sum(int(c) for c, _ in stages)
+    limits.check_size(estimate, f"{record.duration_s:,.0f} s at {fs:g} Hz ({n:,} samples) with {draws} "
+                      f"draw{'s' if draws != 1 else ''} per window of {channels} channel{'s' if channels != 1 else ''}",
                       allow_large=allow_large, memory=True, path=record.source)
+    return estimate

@@ -41,8 +41,6 @@ from synth.errors import DataError
 #: Bytes per sample and channel on disk, by format (CSV: about 10 characters), and a PNG plot.
 _BYTES_PER_SAMPLE = {"wfdb": 2, "npz": 4, "csv": 10}
 _PLOT_BYTES = 300_000
-#: Rough working memory of one sampled value in a network pass (activations of a small U-Net), for the estimate.
-_ACTIVATION_FACTOR = 64
 
 
 @contextlib.contextmanager
@@ -105,7 +103,7 @@ def _write_generated(args: argparse.Namespace, prompts: list, checkpoint: str | 
     samples = 12 * length * out_fs / model_fs
     limits.check_size(total * samples * _BYTES_PER_SAMPLE[args.format] + min(args.plot, total) * _PLOT_BYTES,
                       f"{total:,} records", allow_large=args.allow_large, path=args.out)
-    limits.check_size(args.batch_size * samples * 4 * _ACTIVATION_FACTOR, f"--batch-size {args.batch_size}",
+    limits.check_size(args.batch_size * samples * 4 * limits.ACTIVATION_FACTOR, f"--batch-size {args.batch_size}",
                       allow_large=args.allow_large, memory=True)
     up_folder = None
     if fs_hz is not None and out_fs != model_fs and args.upsampler != "polyphase":
@@ -158,6 +156,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 # -- reconstruct / ppg2ecg -------------------------------------------------------------------------------------------
+def _check_record_output(args: argparse.Namespace, record, parts: list[tuple[int, int]]) -> None:
+    """Refuse an output above the limit before any work: ``parts`` lists ``(channels, records)`` written at the
+    input's rate and length (the mean, and its spread with more than one draw), each with a plot (an uncertainty
+    plot with the spread)."""
+    files = sum(n for _, n in parts)
+    nbytes = sum(channels * n for channels, n in parts) * record.n_samples * _BYTES_PER_SAMPLE[args.format]
+    limits.check_size(nbytes + files * _PLOT_BYTES, f"{files} {args.format} record{'s' if files != 1 else ''} of "
+                      f"{record.duration_s:,.0f} s at {record.fs_hz:g} Hz", allow_large=args.allow_large,
+                      path=args.out)
+
+
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from synth.data.leads import parse_lead_set
     from synth.outputs import staged_folder
@@ -166,9 +175,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
     record = read_input(args, Path(args.input))
     given = check_leads(record, parse_lead_set(args.leads))
-    check_memory(record, args.samples, allow_large=args.allow_large)
     folder = _task_folder(args.checkpoint, "reconstruct")
-    checkpoint_signal(folder)  # a damaged rate is refused now, naming the checkpoint, not run at
+    model_fs, _ = checkpoint_signal(folder)  # a damaged rate is refused now, naming the checkpoint, not run at
+    check_memory(record, args.samples, allow_large=args.allow_large, stages=[(12, model_fs)], fmt=args.format)
+    _check_record_output(args, record, [(12, 1 + (args.samples > 1))])
     with staged_folder(args.out, overwrite=args.force, inputs=[args.input, folder]) as staging:
         model, folder = load_task_model(folder, "reconstruct", required_keys=("leads", "lead_mask"))
         with _model_named(folder):
@@ -188,7 +198,6 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
                       leads=parse_lead_set(args.in_leads) if args.in_leads else None, nan_policy=args.nan)
     if args.start or args.duration:
         record = record.crop(args.start, args.duration)
-    check_memory(record, args.samples * (2 if args.twelve_lead else 1), allow_large=args.allow_large)
     if args.calibrate is not None:  # checked before the model loads
         if "II" not in record.leads:
             raise DataError("--calibrate needs an ECG lead II recorded with the PPG; the input has "
@@ -203,9 +212,13 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
         raise DataError("--template draws one deterministic ECG", hint="drop --samples")
     folder = None if args.template else _task_folder(args.checkpoint, "ppg2ecg")
     twelve_folder = _task_folder(args.reconstruct_checkpoint, "reconstruct") if args.twelve_lead else None
-    for checkpoint in (folder, twelve_folder):  # a damaged rate is refused now, naming the checkpoint
-        if checkpoint is not None:
-            checkpoint_signal(checkpoint)
+    # A damaged rate is refused now, naming the checkpoint; the rates give the memory estimate (the draws are held
+    # at the PPG's own rate and length: lead II, then with --twelve-lead 12 leads).
+    stages = [(1, checkpoint_signal(folder)[0] if folder is not None else record.fs_hz)]
+    if twelve_folder is not None:
+        stages.append((12, checkpoint_signal(twelve_folder)[0]))
+    check_memory(record, args.samples, allow_large=args.allow_large, stages=stages, fmt=args.format)
+    _check_record_output(args, record, [(channels, 1 + (args.samples > 1)) for channels, _ in stages])
     inputs = [p for p in (args.input, folder, twelve_folder) if p is not None]
     with staged_folder(args.out, overwrite=args.force, inputs=inputs) as staging:
         twelve = None
@@ -238,7 +251,8 @@ def cmd_ppg2ecg(args: argparse.Namespace) -> int:
             from synth.tasks.reconstruct import write_reconstruction
 
             with _model_named(twelve[1]):
-                lead_ii, recon = twelve_lead_from(result, twelve[0], num_samples=args.samples, seed=args.seed)
+                lead_ii, recon = twelve_lead_from(result, twelve[0], num_samples=args.samples, seed=args.seed,
+                                                  steps=args.steps)
             written += write_reconstruction(recon, lead_ii, staging, fmt=args.format, name="ecg12",
                                             checkpoint=str(twelve[1]))
     what = "ECG lead II and all 12 leads" if twelve_folder is not None else "ECG lead II"
@@ -274,7 +288,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
     result = generate_echo(record, args.out, model_dir=args.model, ef=args.ef, heart_rate=args.heart_rate,
                            frames=args.frames, start_s=args.start, seed=args.seed, steps=args.steps,
                            guidance_scale=guidance, ef_guidance=ef_guidance, overwrite=args.force,
-                           inputs=[("--ecg", args.ecg)])
+                           inputs=[("--ecg", args.ecg)], allow_large=args.allow_large, progress=not args.quiet)
     print(f"wrote {result['video']} ({result['frames']} frames at {result['fps']:g} fps) and {result['filmstrip']} "
           f"in {result['total_seconds']:.1f} s")
     return 0
@@ -367,7 +381,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--samples", type=SAMPLES, default=1, metavar="K",
                    help="draws per window; K > 1 also writes the spread")
     p.add_argument("--checkpoint", help="export folder (default: the shipped checkpoints/ppg2ecg)")
-    p.add_argument("--steps", type=STEPS, help="sampler steps (default: the model's)")
+    p.add_argument("--steps", type=STEPS, help="sampler steps of the PPG model and, with --twelve-lead, of the "
+                                               "reconstruction too (default: each model's)")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--calibrate", type=DURATION_S, metavar="SECONDS",
                    help="the input also holds lead II for (at least) its first SECONDS, recorded with the PPG: "
@@ -398,7 +413,8 @@ def add_parsers(sub) -> None:
                    "$SYNTH_CHECKPOINTS)")
     p.add_argument("--ef", type=EF, help="requested ejection fraction in percent (default: left to the model)")
     p.add_argument("--heart-rate", type=HEART_RATE, help="heart rate in bpm (default: measured from the ECG)")
-    p.add_argument("--frames", type=FRAMES, help="frames to write (default: the whole ECG from --start, at 16 fps)")
+    p.add_argument("--frames", type=FRAMES, help="frames to write (default: the whole ECG from --start, at 16 fps; "
+                                                    "a clip above the size limits needs --allow-large)")
     p.add_argument("--start", type=START_S, default=0.0, help="ECG time of the first frame, in seconds")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--steps", type=limits.arg(1, 18, int), help="MaskGIT decoding steps (default: the model's)")
@@ -408,5 +424,7 @@ def add_parsers(sub) -> None:
                    help="extra guidance on the --ef asked, on top of --guidance-scale (default: the one chosen on "
                         "the VAL clips, with which the shipped model's EF mapping was fitted; 0 = none)")
     add_force(p, "MP4 and PNG")
+    add_allow_large(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_read_options(p)
     p.set_defaults(func=cmd_echo)

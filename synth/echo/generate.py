@@ -36,17 +36,24 @@ DEFAULT_GUIDANCE = 1.25
 DEFAULT_EF_GUIDANCE = 1.0
 
 
-def load_echo_model(folder: str | os.PathLike | None = None):
-    """A trained ECG → echo export: a ``maskgit`` whose ``autoencoder`` is a ``video_vqvae``; ``folder`` None is the
-    shipped one, found like the task checkpoints (:func:`synth.tasks.common.checkpoint_path`)."""
-    import synth.echo  # noqa: F401  (registers video_vqvae and echo_params before the config is read)
-    from synth.checkpoint import load_pretrained
+def _export_folder(folder: str | os.PathLike | None) -> Path:
+    """The echo export ``folder`` (None: the shipped one), refused when it holds no ``config.json``."""
     from synth.tasks.common import checkpoint_path
 
     folder = checkpoint_path(DEFAULT_MODEL_NAME) if folder is None else Path(folder)
     if not (folder / "config.json").is_file():
         raise MissingFileError("no echo model here (config.json missing)", path=folder,
                                hint="pass --model with a folder exported by benchmarks/train_echo.py prior")
+    return folder
+
+
+def load_echo_model(folder: str | os.PathLike | None = None):
+    """A trained ECG → echo export: a ``maskgit`` whose ``autoencoder`` is a ``video_vqvae``; ``folder`` None is the
+    shipped one, found like the task checkpoints (:func:`synth.tasks.common.checkpoint_path`)."""
+    import synth.echo  # noqa: F401  (registers video_vqvae and echo_params before the config is read)
+    from synth.checkpoint import load_pretrained
+
+    folder = _export_folder(folder)
     model = load_pretrained(folder)
     if getattr(model, "autoencoder", None) is None or not hasattr(model.autoencoder, "video_shape"):
         raise DataError("this export is not an ECG → echo model (no video tokenizer under it)", path=folder)
@@ -142,39 +149,52 @@ def sample_videos(model, cond: dict, num_samples: int, *, steps: int | None = No
 
 def sample_continuous(model, ecg: Tensor, starts: list[int], lay: ClipLayout, *, ef: float | None,
                       heart_rate: float | None, steps: int | None = None, guidance_scale: float = 1.0,
-                      ef_guidance: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
+                      ef_guidance: float = 0.0, generator: torch.Generator | None = None,
+                      progress: str | None = None) -> Tensor:
     """One continuous clip (1, C, F, S, S) in [-1, 1] from overlapping windows: window ``k`` (ECG ``ecg[k]``,
     starting at frame ``starts[k]``) is decoded around the codes of the frames it shares with window ``k - 1``
     (token continuation); over those shared frames the two decodings are crossfaded (the decoder sees each window
-    alone, so the frames at a window's edge differ a little from the same codes decoded mid-window)."""
+    alone, so the frames at a window's edge differ a little from the same codes decoded mid-window).
+
+    Finished frames are collected and joined once at the end (time and memory linear in the clip's length);
+    ``progress`` labels a tqdm bar over the windows (None, or a single window: no bar)."""
+    from tqdm.auto import tqdm
+
     tokenizer = model.autoencoder
     f_tok = lay.frames // model.network.time_tokens  # frames per token time step
     per_step = model.process_shape[0] // model.network.time_tokens  # tokens per time step
     nan = float("nan")
-    clip, previous = None, None
-    for k, start in enumerate(starts):
-        cond = {"ecg": ecg[k : k + 1], "ef": torch.tensor([nan if ef is None else float(ef)]),
-                "heart_rate": torch.tensor([nan if heart_rate is None else float(heart_rate)])}
-        known = None
-        if previous is not None and starts[k - 1] + lay.frames > start:
-            shared = (starts[k - 1] + lay.frames - start) // f_tok  # token time steps in common
-            known = torch.full_like(previous, model.mask_id)
-            known[:, : shared * per_step] = previous[:, previous.shape[1] - shared * per_step :]
-        codes = model.sample_codes(cond, 1, steps=steps, guidance_scale=guidance_scale,
-                                   modality_guidance=ef_guidance_terms(model, ef_guidance, cond),
-                                   generator=generator, known=known)
-        video = tokenizer.decode(codes)  # (1, C, F, S, S)
-        if clip is None:
-            clip = video
-        elif starts[k - 1] + lay.frames <= start:  # no frames shared: side by side
-            clip = torch.cat([clip, video], dim=2)
-        else:
-            overlap = starts[k - 1] + lay.frames - start
-            ramp = ((torch.arange(overlap, dtype=video.dtype) + 0.5) / overlap).view(1, 1, -1, 1, 1)  # rising
-            blended = clip[:, :, -overlap:] * (1 - ramp) + video[:, :, :overlap] * ramp
-            clip = torch.cat([clip[:, :, :-overlap], blended, video[:, :, overlap:]], dim=2)
-        previous = codes
-    return clip
+    done: list[Tensor] = []  # frames no later window reaches, in order
+    tail, previous = None, None  # the last window's frames (blended with the one before where they overlap)
+    with tqdm(total=len(starts), desc=progress, unit="window", disable=progress is None or len(starts) < 2) as bar:
+        for k, start in enumerate(starts):
+            cond = {"ecg": ecg[k : k + 1], "ef": torch.tensor([nan if ef is None else float(ef)]),
+                    "heart_rate": torch.tensor([nan if heart_rate is None else float(heart_rate)])}
+            known = None
+            if previous is not None and starts[k - 1] + lay.frames > start:
+                shared = (starts[k - 1] + lay.frames - start) // f_tok  # token time steps in common
+                known = torch.full_like(previous, model.mask_id)
+                known[:, : shared * per_step] = previous[:, previous.shape[1] - shared * per_step :]
+            codes = model.sample_codes(cond, 1, steps=steps, guidance_scale=guidance_scale,
+                                       modality_guidance=ef_guidance_terms(model, ef_guidance, cond),
+                                       generator=generator, known=known)
+            video = tokenizer.decode(codes)  # (1, C, F, S, S)
+            if tail is None:
+                tail = video
+            elif starts[k - 1] + lay.frames <= start:  # no frames shared: side by side
+                done.append(tail)
+                tail = video
+            else:
+                overlap = starts[k - 1] + lay.frames - start
+                if overlap > tail.shape[2]:  # reaches before the last window (not with window_starts' starts)
+                    tail, done = torch.cat([*done, tail], dim=2), []
+                ramp = ((torch.arange(overlap, dtype=video.dtype) + 0.5) / overlap).view(1, 1, -1, 1, 1)  # rising
+                blended = tail[:, :, -overlap:] * (1 - ramp) + video[:, :, :overlap] * ramp
+                done.append(tail[:, :, :-overlap])
+                tail = torch.cat([blended, video[:, :, overlap:]], dim=2)
+            previous = codes
+            bar.update(1)
+    return torch.cat([*done, tail], dim=2) if done else tail
 
 
 def join_frames(starts: list[int], lay: ClipLayout) -> list[int]:
@@ -191,16 +211,71 @@ def upsample(videos: Tensor, size: int = OUTPUT_SIZE) -> Tensor:
     return rearrange(up, "(n f) c h w -> n c f h w", n=n).clamp(-1, 1)
 
 
+#: Working memory of :func:`generate_echo` per output frame, in float32 112×112 frames: the decoded clip, its
+#: upsampled copy and, while the MP4 and the filmstrip are encoded, ``to_uint8``'s float temporaries and the RGB
+#: frames. Calibrated on peak RSS (``/usr/bin/time -v``, shipped model, CPU): 719 MB for 960 frames (60 s of
+#: ECG), 1243 MB for 3840 (240 s; 1288 MB when the clip was concatenated again after every window): 4 copies per
+#: frame above a 430 MB base; 5 copies and :data:`ECHO_BASE_BYTES` put the estimate 4-16 % above both.
+ECHO_FRAME_COPIES = 5
+#: The interpreter, torch and the loaded echo model.
+ECHO_BASE_BYTES = 512 * 1024**2
+#: MP4 bytes per frame for the output estimate: a raw yuv420p 112×112 frame, above what H.264 at crf 18 stores
+#: (measured 0.65-0.7 KB a frame).
+MP4_FRAME_BYTES = OUTPUT_SIZE * OUTPUT_SIZE * 3 // 2
+#: The PNG filmstrip (16 frames and the ECG under them: about 0.2 MB).
+FILMSTRIP_BYTES = 300_000
+
+
+def clip_estimate(record: Record, model_dir: str | os.PathLike | None = None, *, frames: int | None = None,
+                  start_s: float = 0.0) -> dict:
+    """What :func:`generate_echo` would make, from the export's ``config.json`` alone (no weights loaded):
+    ``frames`` (default: the whole ECG from ``start_s``), ``fps``, and the working ``memory`` and ``output``
+    bytes."""
+    from synth.checkpoint import read_config
+
+    folder = _export_folder(model_dir)
+    signal = read_config(folder).get("model", {}).get("signal", {})
+    fps, window = signal.get("fs_hz"), signal.get("length")
+    if (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0
+            or isinstance(window, bool) or not isinstance(window, int) or window < 1):
+        raise DataError(f"the echo model's frame rate / clip length (model.signal.fs_hz, length) is {fps!r} / "
+                        f"{window!r}", path=folder / "config.json",
+                        hint="this export's config is damaged: use the checkpoint as it was saved")
+    available = int((record.duration_s - start_s) * fps + 1e-6)  # frames the ECG covers from --start
+    n = max(window, available) if frames is None else int(frames)
+    frame = OUTPUT_SIZE * OUTPUT_SIZE * 4  # float32
+    # The ECG is resampled to the model's 100 Hz in float64 (twice: the windows, the filmstrip's trace).
+    ecg = 8.0 * record.signal.size + 16.0 * len(LEADS_12) * max(record.duration_s, 0.0) * 100.0
+    return {"frames": n, "fps": float(fps), "memory": ECHO_BASE_BYTES + (n + window) * frame * ECHO_FRAME_COPIES + ecg,
+            "output": n * MP4_FRAME_BYTES + FILMSTRIP_BYTES}
+
+
+def check_clip_size(record: Record, out: str | os.PathLike, model_dir: str | os.PathLike | None = None, *,
+                    frames: int | None = None, start_s: float = 0.0, allow_large: bool = False) -> dict:
+    """Refuse a clip whose working memory or MP4 is above the limits (:mod:`synth.limits`) unless ``allow_large``,
+    before the model loads; returns :func:`clip_estimate`."""
+    from synth import limits
+
+    est = clip_estimate(record, model_dir, frames=frames, start_s=start_s)
+    what = f"a clip of {est['frames']:,} frames ({est['frames'] / est['fps']:,.0f} s at {est['fps']:g} fps)"
+    limits.check_size(est["memory"], what, allow_large=allow_large, memory=True, path=record.source)
+    limits.check_size(est["output"], what, allow_large=allow_large, path=str(out))
+    return est
+
+
 def generate_echo(record: Record, out: str | os.PathLike, *, model_dir: str | os.PathLike | None = None,
                   ef: float | None = None, heart_rate: float | None = None, frames: int | None = None,
                   start_s: float = 0.0, seed: int = 0, steps: int | None = None,
                   guidance_scale: float = DEFAULT_GUIDANCE, ef_guidance: float = DEFAULT_EF_GUIDANCE,
-                  filmstrip: bool = True, overwrite: bool = False, inputs=()) -> dict:
+                  filmstrip: bool = True, overwrite: bool = False, inputs=(), allow_large: bool = False,
+                  progress: bool = False) -> dict:
     """Write an H.264 MP4 (112×112) of the echo the model generates for ``record`` and a PNG filmstrip beside it
     (``<out stem>.png``). ``frames`` (default: the whole ECG from ``start_s``) beyond one window are made of
     overlapping windows, each decoded around the codes it shares with the one before (:func:`sample_continuous`),
     so the clip runs on without cuts. Returns a summary dict (paths, seconds, frames, fps, windows, joins).
-    ``inputs`` (what the caller read: the ECG file, the model folder) may not be, or hold, the output."""
+    ``inputs`` (what the caller read: the ECG file, the model folder) may not be, or hold, the output. A clip whose
+    estimated memory or MP4 is above the limits (:func:`check_clip_size`) is refused before the model loads unless
+    ``allow_large``; ``progress`` shows a bar over the windows."""
     import time
 
     from synth.outputs import staged_files
@@ -210,6 +285,7 @@ def generate_echo(record: Record, out: str | os.PathLike, *, model_dir: str | os
         raise DataError("the output must be an .mp4 file", path=out)
     if frames is not None and frames < 1:
         raise DataError(f"--frames must be >= 1, got {frames}")
+    check_clip_size(record, out, model_dir, frames=frames, start_s=start_s, allow_large=allow_large)
     strip = out.with_suffix(".png")
     t0 = time.time()
     # The MP4 and its filmstrip land together (synth.outputs): the PNG first, so an MP4 never lacks its strip.
@@ -217,13 +293,14 @@ def generate_echo(record: Record, out: str | os.PathLike, *, model_dir: str | os
                       inputs=[*inputs, ("--model", model_dir)]) as staging:
         summary = _generate_into(record, staging / out.name, staging / strip.name if filmstrip else None,
                                  model_dir=model_dir, ef=ef, heart_rate=heart_rate, frames=frames, start_s=start_s,
-                                 seed=seed, steps=steps, guidance_scale=guidance_scale, ef_guidance=ef_guidance)
+                                 seed=seed, steps=steps, guidance_scale=guidance_scale, ef_guidance=ef_guidance,
+                                 progress=progress)
     summary.update(video=str(out), filmstrip=str(strip) if filmstrip else None, total_seconds=time.time() - t0)
     return summary
 
 
 def _generate_into(record: Record, out: Path, strip: Path | None, *, model_dir, ef, heart_rate, frames, start_s,
-                   seed, steps, guidance_scale, ef_guidance) -> dict:
+                   seed, steps, guidance_scale, ef_guidance, progress=False) -> dict:
     import time
 
     from synth.echo.filmstrip import write_filmstrip
@@ -250,7 +327,8 @@ def _generate_into(record: Record, out: Path, strip: Path | None, *, model_dir, 
     generator = torch.Generator().manual_seed(seed)
     t1 = time.time()
     video = sample_continuous(model, ecg, starts, lay, ef=ef, heart_rate=heart_rate, steps=steps,
-                              guidance_scale=guidance_scale, ef_guidance=ef_guidance, generator=generator)
+                              guidance_scale=guidance_scale, ef_guidance=ef_guidance, generator=generator,
+                              progress="echo" if progress else None)
     if not bool(torch.isfinite(video).all()):
         from synth.tasks.common import NonFiniteOutputError
 

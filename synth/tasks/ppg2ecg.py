@@ -140,9 +140,9 @@ def ppg_to_ecg(model, record: Record, *, num_samples: int = 1, steps: int | None
 
 
 def twelve_lead_from(result: PPGToECG, reconstruct_model, *, num_samples: int = 1, seed: int = 0,
-                     progress: bool = True):
+                     steps: int | None = None, progress: bool = True):
     """All 12 leads from a generated lead II, through the lead-reconstruction model: ``(lead II record,
-    Reconstruction)``.
+    Reconstruction)``; ``steps`` are its sampler steps (None: the model's).
 
     The PPG model's lead II is amplitude-normalised (its 0.5-99.5 percentile range is 1, about the size of a QRS in
     mV), so the 12 leads are on that relative scale too, not calibrated millivolts.
@@ -151,7 +151,8 @@ def twelve_lead_from(result: PPGToECG, reconstruct_model, *, num_samples: int = 
 
     lead_ii = Record(result.ecg.signal, result.ecg.fs_hz, ("II",), metadata=dict(result.ecg.metadata),
                      source=result.ecg.source)
-    recon = reconstruct(reconstruct_model, lead_ii, ("II",), num_samples=num_samples, seed=seed, progress=progress)
+    recon = reconstruct(reconstruct_model, lead_ii, ("II",), num_samples=num_samples, steps=steps, seed=seed,
+                        progress=progress)
     recon.mean.metadata.update(task="ppg2ecg+reconstruct", amplitude="relative (PPG model scale), not mV")
     return lead_ii, recon
 
